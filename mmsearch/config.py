@@ -1,0 +1,189 @@
+"""Client configuration: one validated object built from the environment and an optional file.
+
+Precedence: explicit keyword arguments > environment (``MMSEARCH_*``) > config
+file (JSON or YAML, path in ``MMSEARCH_CONFIG``) > defaults. Validation runs in
+``__post_init__`` so a bad setting fails at start-up with a message that names
+the setting, never later inside a request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from mmsearch import retries
+from mmsearch.exceptions import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_STATE_DIR = PROJECT_ROOT / ".state"
+
+# ES index names: lowercase, no spaces or \ / * ? " < > | , # : and not starting with - _ +
+_INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,254}$")
+
+# env var -> field name; values are strings and are coerced by _coerce().
+ENV_VARS: dict[str, str] = {
+    "MMSEARCH_ES_HOSTS": "es_hosts",
+    "ES_URL": "es_hosts",
+    "MMSEARCH_ES_API_KEY": "api_key",
+    "MMSEARCH_ES_USERNAME": "username",
+    "MMSEARCH_ES_PASSWORD": "password",
+    "MMSEARCH_ES_CA_CERTS": "ca_certs",
+    "MMSEARCH_ES_VERIFY_CERTS": "verify_certs",
+    "MMSEARCH_ES_TIMEOUT": "request_timeout_s",
+    "MMSEARCH_ALIAS": "products_alias",
+    "MMSEARCH_EVENTS_INDEX": "events_index",
+    "MMSEARCH_MODEL_DIR": "model_dir",
+    "MMSEARCH_STATE_DIR": "state_dir",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything needed to talk to Elasticsearch and find the model."""
+
+    es_hosts: tuple[str, ...] = ("http://127.0.0.1:9200",)
+    api_key: str | None = None
+    username: str | None = None
+    password: str | None = None
+    ca_certs: str | None = None
+    verify_certs: bool = True
+    request_timeout_s: float = 30.0
+    products_alias: str = "products"
+    events_index: str = "mmsearch-events"
+    model_dir: Path | None = None
+    state_dir: Path = field(default=DEFAULT_STATE_DIR)
+
+    def __post_init__(self) -> None:
+        hosts = self.es_hosts
+        if isinstance(hosts, str):
+            hosts = tuple(h.strip() for h in hosts.split(",") if h.strip())
+            object.__setattr__(self, "es_hosts", hosts)
+        if not hosts:
+            raise ConfigError("es_hosts is empty: give at least one http(s):// URL", setting="es_hosts")
+        for host in hosts:
+            parsed = urlparse(host)
+            if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                raise ConfigError(
+                    "es_hosts entries must be http:// or https:// URLs with a host", setting="es_hosts", value=host
+                )
+        if self.api_key and (self.username or self.password):
+            raise ConfigError("give either api_key or username/password, not both", setting="api_key")
+        if bool(self.username) != bool(self.password):
+            raise ConfigError("username and password must be given together", setting="username")
+        if self.ca_certs is not None and not Path(self.ca_certs).is_file():
+            raise ConfigError("ca_certs file does not exist", setting="ca_certs", value=self.ca_certs)
+        if self.ca_certs and not self.verify_certs:
+            raise ConfigError("ca_certs given but verify_certs is false; drop one", setting="verify_certs")
+        if not (0 < float(self.request_timeout_s) <= 600):
+            raise ConfigError("request_timeout_s must be in (0, 600]", setting="request_timeout_s",
+                              value=self.request_timeout_s)
+        for name in ("products_alias", "events_index"):
+            value = getattr(self, name)
+            if not _INDEX_NAME.match(value or ""):
+                raise ConfigError(
+                    "not a valid Elasticsearch index/alias name (lowercase letters, digits, . _ -)",
+                    setting=name, value=value,
+                )
+        if self.model_dir is not None:
+            object.__setattr__(self, "model_dir", Path(self.model_dir))
+        object.__setattr__(self, "state_dir", Path(self.state_dir))
+
+    # -- construction -----------------------------------------------------------------
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, config_file: str | Path | None = None,
+             **overrides: Any) -> Settings:
+        """Build settings from file, then environment, then ``overrides`` (highest)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        path = config_file or environ.get("MMSEARCH_CONFIG")
+        if path:
+            values.update(_read_file(Path(path)))
+        for env_name, field_name in ENV_VARS.items():
+            if environ.get(env_name):
+                values[field_name] = environ[env_name]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**_coerce(values))
+
+    # -- use ----------------------------------------------------------------------------
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``elasticsearch.Elasticsearch``."""
+        kwargs: dict[str, Any] = {
+            "hosts": list(self.es_hosts),
+            "request_timeout": float(self.request_timeout_s),
+            "max_retries": retries.ES_CLIENT_MAX_RETRIES,
+            "retry_on_timeout": True,
+            "retry_on_status": retries.ES_CLIENT_RETRY_ON_STATUS,
+        }
+        if self.api_key:
+            kwargs["api_key"] = self.api_key
+        elif self.username:
+            kwargs["basic_auth"] = (self.username, self.password)
+        if self.ca_certs:
+            kwargs["ca_certs"] = self.ca_certs
+        if not self.verify_certs:
+            # Only reachable when the user set MMSEARCH_ES_VERIFY_CERTS=false on purpose;
+            # the client itself warns on every connection, which we want.
+            kwargs["verify_certs"] = False
+        return kwargs
+
+    def es_client(self) -> Any:
+        from elasticsearch import Elasticsearch
+
+        return Elasticsearch(**self.client_kwargs())
+
+    def redacted(self) -> dict[str, Any]:
+        """Settings for logs and ``status`` output, with secrets masked."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        for secret in ("api_key", "password"):
+            if out[secret]:
+                out[secret] = "***"
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in out.items()}
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError("config file not found", setting="MMSEARCH_CONFIG", path=str(path))
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            data = json.loads(text)
+    except Exception as exc:  # both parsers raise their own types
+        raise ConfigError(f"config file is not valid {path.suffix.lstrip('.') or 'JSON'}: {exc}",
+                          path=str(path)) from exc
+    if not isinstance(data, dict):
+        raise ConfigError("config file must hold a mapping of settings", path=str(path))
+    known = {f.name for f in fields(Settings)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError("unknown settings in config file", path=str(path), unknown=unknown)
+    return data
+
+
+def _coerce(values: dict[str, Any]) -> dict[str, Any]:
+    out = dict(values)
+    if isinstance(out.get("es_hosts"), list):
+        out["es_hosts"] = tuple(out["es_hosts"])
+    if isinstance(out.get("verify_certs"), str):
+        text = out["verify_certs"].strip().lower()
+        if text not in ("true", "false", "1", "0", "yes", "no"):
+            raise ConfigError("verify_certs must be true or false", setting="verify_certs", value=text)
+        out["verify_certs"] = text in ("true", "1", "yes")
+    if isinstance(out.get("request_timeout_s"), str):
+        try:
+            out["request_timeout_s"] = float(out["request_timeout_s"])
+        except ValueError as exc:
+            raise ConfigError("request_timeout_s must be a number of seconds", setting="request_timeout_s",
+                              value=out["request_timeout_s"]) from exc
+    return out

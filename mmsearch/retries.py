@@ -1,0 +1,87 @@
+"""Every retry, backoff and wait policy of the project, each with the reason it exists.
+
+Keeping them in one place makes the failure behaviour reviewable: a reader can
+see at a glance how long anything may block and on which errors it gives up.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class BackoffPolicy:
+    """Exponential backoff with full jitter: attempt n waits uniform(0, min(cap, base * 2**n))."""
+
+    max_attempts: int
+    initial_delay_s: float
+    max_delay_s: float
+    jitter: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        if self.initial_delay_s < 0 or self.max_delay_s < self.initial_delay_s:
+            raise ValueError("need 0 <= initial_delay_s <= max_delay_s")
+
+    def delays(self) -> Iterator[float]:
+        """Yield the sleep before each retry (max_attempts - 1 values)."""
+        for attempt in range(self.max_attempts - 1):
+            ceiling = min(self.max_delay_s, self.initial_delay_s * (2**attempt))
+            yield random.uniform(0, ceiling) if self.jitter else ceiling
+
+
+# Why: the Python client retries transient transport failures itself; 429 and
+# 502-504 come from a busy or restarting node and usually clear in seconds.
+# Three attempts keep an interactive query under its timeout budget.
+ES_CLIENT_MAX_RETRIES = 3
+ES_CLIENT_RETRY_ON_STATUS = (429, 502, 503, 504)
+
+# Why: bulk indexing is the one place ES pushes back on purpose (429 when the
+# write queue is full). Backing off up to 30 s lets merges catch up instead of
+# failing a 40k-document build; five attempts bound a dead cluster to ~1 min.
+BULK_BACKOFF = BackoffPolicy(max_attempts=5, initial_delay_s=1.0, max_delay_s=30.0)
+
+# Why: a JVM node on 2 cores needs 15-60 s to reach yellow; polling every
+# half second notices readiness promptly without hammering the node.
+NODE_STARTUP_TIMEOUT_S = 180.0
+NODE_POLL_INTERVAL_S = 0.5
+# Why: a graceful shutdown flushes translogs; after this we SIGKILL.
+NODE_STOP_TIMEOUT_S = 60.0
+
+# Why: events are flushed in the background; a failed flush is retried a few
+# times and the batch stays in memory (bounded) so clicks are not lost on a blip.
+EVENTS_FLUSH_BACKOFF = BackoffPolicy(max_attempts=4, initial_delay_s=0.5, max_delay_s=5.0)
+
+# Why: image URL fetching talks to arbitrary third-party hosts; one attempt
+# with tight timeouts, because retrying a hostile or slow host only amplifies it.
+URL_FETCH_CONNECT_TIMEOUT_S = 3.0
+URL_FETCH_READ_TIMEOUT_S = 10.0
+
+# Why: a 503 from the query service tells clients when to come back; five
+# seconds matches the client's own retry of a restarting node.
+SERVICE_RETRY_AFTER_S = 5
+
+
+def retry_call(
+    operation: Callable[[], T],
+    policy: BackoffPolicy,
+    retry_on: tuple[type[BaseException], ...],
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run ``operation``; on an exception in ``retry_on`` sleep per ``policy`` and try again."""
+    delays = policy.delays()
+    while True:
+        try:
+            return operation()
+        except retry_on:
+            delay = next(delays, None)
+            if delay is None:
+                raise
+            sleep(delay)

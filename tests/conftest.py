@@ -1,0 +1,81 @@
+"""Shared fixtures.
+
+Live tests talk to a real Elasticsearch node: ``ES_URL`` reuses a running one,
+otherwise the session starts the project's local node (``mmsearch node start``
+under the hood) on a free port and stops it at the end. Each test gets a client
+whose teardown deletes every index the test created, so tests cannot leak
+state into each other.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mmsearch.config import PROJECT_ROOT, Settings
+
+CATALOG_DIR = Path(os.environ.get("MMSEARCH_CATALOG_DIR", PROJECT_ROOT.parent / "shared" / "data" / "fashion-products"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/live/" in str(item.fspath):
+            item.add_marker(pytest.mark.live)
+
+
+@pytest.fixture(scope="session")
+def catalog_dir() -> Path:
+    """The shared real catalog. Missing data is an error, not a skip: CI must have it."""
+    if not (CATALOG_DIR / "products.jsonl").is_file():
+        pytest.fail(f"shared catalog not found at {CATALOG_DIR}; set MMSEARCH_CATALOG_DIR")
+    return CATALOG_DIR
+
+
+@pytest.fixture(scope="session")
+def es_node() -> Iterator[dict[str, Any]]:
+    """URL (and credentials) of a real node: ES_URL if set, else our own local node."""
+    if os.environ.get("ES_URL"):
+        yield {"url": os.environ["ES_URL"], "started_here": False}
+        return
+    from mmsearch.esnode import LocalNode, NodeConfig
+
+    node = LocalNode(NodeConfig(name="pytest", port=0))
+    info = node.start()
+    try:
+        yield {"url": info.url, "started_here": not info.reused, "node": node}
+    finally:
+        if not info.reused and not os.environ.get("MMSEARCH_KEEP_NODE"):
+            node.stop()
+
+
+@pytest.fixture(scope="session")
+def es_settings(es_node: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(es_hosts=(es_node["url"],), request_timeout_s=60,
+                    state_dir=tmp_path_factory.mktemp("state"))
+
+
+@pytest.fixture(scope="session")
+def es_session_client(es_settings: Settings) -> Any:
+    return es_settings.es_client()
+
+
+@pytest.fixture()
+def es(es_session_client: Any) -> Iterator[Any]:
+    """A client; every index and alias created during the test is deleted afterwards."""
+    before = set(es_session_client.indices.get(index="*", expand_wildcards="all").body)
+    yield es_session_client
+    after = set(es_session_client.indices.get(index="*", expand_wildcards="all").body)
+    created = sorted(name for name in after - before if not name.startswith("."))
+    if created:
+        es_session_client.indices.delete(index=",".join(created), ignore_unavailable=True)
+
+
+@pytest.fixture()
+def index_name() -> str:
+    """A unique index/alias name for one test."""
+    return f"t-{uuid.uuid4().hex[:10]}"
