@@ -79,3 +79,23 @@ def es(es_session_client: Any) -> Iterator[Any]:
 def index_name() -> str:
     """A unique index/alias name for one test."""
     return f"t-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def model_dir(catalog_dir: Path) -> Path:
+    """A small but real model package (real backbones, heads trained on a catalog subset), built once and cached.
+
+    ``MMSEARCH_TEST_MODEL_DIR`` points at a ready package instead.
+    """
+    if os.environ.get("MMSEARCH_TEST_MODEL_DIR"):
+        return Path(os.environ["MMSEARCH_TEST_MODEL_DIR"])
+    from onnx_models.testing import build_test_model
+
+    return build_test_model(catalog_dir, cache_root=PROJECT_ROOT / ".state" / "models")
+
+
+@pytest.fixture(scope="session")
+def encoder(model_dir: Path) -> Any:
+    from onnx_models.runtime import Encoder
+
+    return Encoder.load(model_dir)
