@@ -1,0 +1,32 @@
+# Two commands matter (see README): `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+
+.PHONY: install demo test test-unit clean-state
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[export,test]"
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+## Full demo: local ES, model, catalog indexed, query service running.
+demo: install
+	$(VENV)/bin/mmsearch demo
+
+## The whole suite: unit tests and live tests against a real Elasticsearch the tests start themselves.
+test: install
+	@$(PY) -m pytest tests -q --timeout=1800; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a broken suite, failing" >&2; exit 1; fi; \
+	exit $$rc
+
+test-unit: install
+	$(PY) -m pytest tests/unit -q
+
+clean-state:
+	$(VENV)/bin/mmsearch node stop || true
+	rm -rf .state
