@@ -33,7 +33,7 @@ from mmsearch import retries
 from mmsearch.config import DEFAULT_STATE_DIR
 from mmsearch.exceptions import NodeError, ToolMissingError
 
-DEFAULT_VERSION = "9.2.0"
+DEFAULT_VERSION = "9.2.8"
 MIN_JAVA = 21
 SERVICE_USER = "mmsearch-es"
 ADMIN_USER = "mmsearch-admin"
