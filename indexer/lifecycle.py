@@ -1,0 +1,313 @@
+"""Index lifecycle against a real cluster: create, build, validate, swap, rollback, status, prune.
+
+Indices are versioned (``<alias>-v<UTC timestamp>``) behind one alias; the
+alias only ever moves in a single ``_aliases`` call. Decisions live in
+``indexer.naming`` and ``mappings``; this module only performs the calls.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from indexer.catalog import CatalogConfig, count_records, read_catalog
+from indexer.documents import normalise_record
+from indexer.naming import check_model, new_version_name, pick_rollback, plan_prune, plan_swap, versions_newest_first
+from indexer.pipeline import DeadLetterWriter, PipelineConfig, run_pipeline
+from mappings import AnalysisConfig, IndexSpec, ModelFacts, VectorConfig, build_index_body, \
+    check_mapping_against_model
+from mmsearch.exceptions import BadRecordError, ClusterError, ConfigError, IndexingError, ModelMismatchError
+
+PIT_KEEP_ALIVE = "2m"
+SCAN_PAGE = 2000
+
+
+def model_identity_of(model_dir: str | Path) -> str:
+    """sha256 of the package's manifest.json bytes (the contract's model identity), without loading ONNX."""
+    manifest = Path(model_dir) / "manifest.json"
+    if not manifest.is_file():
+        raise ConfigError("not a model package (manifest.json missing)", model_dir=str(model_dir))
+    return hashlib.sha256(manifest.read_bytes()).hexdigest()
+
+
+def _body(response: Any) -> dict[str, Any]:
+    return dict(getattr(response, "body", response))
+
+
+def _api(call: Any, what: str, **context: Any) -> Any:
+    """Run one ES call; turn client errors into ClusterError with context (the CLI prints, no traceback)."""
+    from elasticsearch import ApiError, TransportError
+
+    try:
+        return call()
+    except ApiError as exc:
+        raise ClusterError(f"{what} failed", status=getattr(exc, "status_code", None), detail=str(exc)[:500],
+                           **context) from exc
+    except TransportError as exc:
+        raise ClusterError(f"{what} failed: Elasticsearch unreachable", detail=str(exc)[:300], **context) from exc
+
+
+# --- reading -----------------------------------------------------------------------
+
+
+def index_exists(es: Any, name: str) -> bool:
+    return bool(es.indices.exists(index=name))
+
+
+def alias_targets(es: Any, alias: str) -> list[str]:
+    """Concrete indices the alias points to ([] when the alias does not exist)."""
+    from elasticsearch import NotFoundError
+
+    try:
+        return sorted(_body(es.indices.get_alias(name=alias)))
+    except NotFoundError:
+        return []
+
+
+def index_meta(es: Any, index: str) -> dict[str, Any]:
+    body = _body(_api(lambda: es.indices.get_mapping(index=index), "get mapping", index=index))
+    return dict((next(iter(body.values()))["mappings"].get("_meta") or {}))
+
+
+def iter_hits(es: Any, index: str, *, source: Any = True, query: dict[str, Any] | None = None,
+              docvalue_fields: list[str] | None = None, page: int = SCAN_PAGE) -> Iterator[dict[str, Any]]:
+    """Every document via point-in-time + search_after (works without the reindex/scroll-heavy paths)."""
+    pit = _body(_api(lambda: es.open_point_in_time(index=index, keep_alive=PIT_KEEP_ALIVE), "open PIT",
+                     index=index))["id"]
+    after: list[Any] | None = None
+    try:
+        while True:
+            kwargs: dict[str, Any] = {"pit": {"id": pit, "keep_alive": PIT_KEEP_ALIVE}, "size": page,
+                                      "sort": ["_shard_doc"], "query": query or {"match_all": {}},
+                                      "_source": source, "track_total_hits": False}
+            if docvalue_fields:
+                kwargs["docvalue_fields"] = docvalue_fields
+            if after is not None:
+                kwargs["search_after"] = after
+            response = _body(_api(lambda: es.search(**kwargs), "PIT search", index=index))
+            pit = response.get("pit_id", pit)
+            hits = response["hits"]["hits"]
+            if not hits:
+                return
+            yield from hits
+            after = hits[-1]["sort"]
+    finally:
+        try:
+            es.close_point_in_time(id=pit)
+        except Exception:  # the PIT expires on its own; closing is only courtesy
+            pass
+
+
+def existing_hashes(es: Any, index: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for hit in iter_hits(es, index, source=False, docvalue_fields=["content_hash"]):
+        values = (hit.get("fields") or {}).get("content_hash")
+        if values:
+            out[hit["_id"]] = values[0]
+    return out
+
+
+def count(es: Any, index: str, query: dict[str, Any] | None = None) -> int:
+    return int(_body(_api(lambda: es.count(index=index, query=query or {"match_all": {}}), "count",
+                          index=index))["count"])
+
+
+# --- create / build ---------------------------------------------------------------
+
+
+def create_index(es: Any, alias: str, spec: IndexSpec, name: str | None = None) -> str:
+    if index_exists(es, alias) and not alias_targets(es, alias):
+        raise IndexingError(f"a concrete index is named {alias!r}; versioned indices need that name as an alias. "
+                            "Use `index enrich --from <it> --replace-legacy` to migrate it", alias=alias)
+    if name is None:
+        taken = set(_body(_api(lambda: es.indices.get(index=f"{alias}-v*", expand_wildcards="all"),
+                               "list indices", alias=alias)))
+        name = new_version_name(alias, dt.datetime.now(dt.timezone.utc), taken)
+    body = build_index_body(spec)
+    _api(lambda: es.indices.create(index=name, settings=body["settings"], mappings=body["mappings"]),
+         "create index", index=name)
+    return name
+
+
+def spec_for(es: Any, encoder: Any, vectors: VectorConfig, synonyms: tuple[str, ...] | None,
+             source: str, capabilities: Any = None) -> IndexSpec:
+    if capabilities is None:
+        from mmsearch.capabilities import detect_capabilities
+
+        capabilities = detect_capabilities(es)
+    analysis = AnalysisConfig.for_cluster(capabilities, synonyms)
+    return IndexSpec(model=ModelFacts.from_encoder(encoder), analysis=analysis, vectors=vectors, source=source)
+
+
+def build(es: Any, encoder: Any, catalog: CatalogConfig, *, alias: str, state_dir: Path,
+          vectors: VectorConfig = VectorConfig(), synonyms: tuple[str, ...] | None = None,
+          pipeline: PipelineConfig = PipelineConfig(), resume: str | None = None,
+          dead_letter_path: Path | None = None, capabilities: Any = None) -> dict[str, Any]:
+    """Build (or resume) a versioned index from a catalog. Returns the summary dict."""
+    hashes: dict[str, str] = {}
+    if resume:
+        if not index_exists(es, resume):
+            raise IndexingError("index to resume does not exist", index=resume)
+        meta = index_meta(es, resume)
+        if meta.get("model_identity") != encoder.identity:
+            raise ModelMismatchError("cannot resume with a different model; start a new build", index=resume,
+                                     index_model=str(meta.get("model_identity"))[:16],
+                                     loaded_model=str(encoder.identity)[:16])
+        index = resume
+        hashes = existing_hashes(es, index)
+    else:
+        index = create_index(es, alias, spec_for(es, encoder, vectors, synonyms, str(catalog.path), capabilities))
+    dead = DeadLetterWriter(dead_letter_path or Path(state_dir) / "deadletter" / f"{index}.jsonl")
+    previous = _refresh_interval(es, index)
+    # No refreshes during the load: each one writes a tiny segment that merges must
+    # then rewrite; one refresh at the end is far cheaper.
+    _api(lambda: es.indices.put_settings(index=index, settings={"index": {"refresh_interval": "-1"}}),
+         "disable refresh", index=index)
+    try:
+        summary = run_pipeline(es, encoder, read_catalog(catalog), index, catalog, dead, pipeline,
+                               existing_hashes=hashes, total=count_records(catalog) if pipeline.progress else None)
+    finally:
+        dead.close()
+        es.indices.put_settings(index=index, settings={"index": {"refresh_interval": previous}})
+        es.indices.refresh(index=index)
+    meta = index_meta(es, index)
+    meta["build"] = {**{k: v for k, v in summary.to_dict().items() if k != "failure_reasons"},
+                     "completed_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+                     "resumed": bool(resume)}
+    _api(lambda: es.indices.put_mapping(index=index, meta=meta), "record build in _meta", index=index)
+    return summary.to_dict()
+
+
+def _refresh_interval(es: Any, index: str) -> str | None:
+    body = _body(es.indices.get_settings(index=index, name="index.refresh_interval"))
+    return (next(iter(body.values()))["settings"].get("index") or {}).get("refresh_interval")
+
+
+# --- validate ---------------------------------------------------------------------
+
+
+def catalog_expectations(catalog: CatalogConfig) -> dict[str, int]:
+    """Distinct valid ids and how many of them reference an image (what a complete index must hold)."""
+    ids: set[str] = set()
+    with_image = 0
+    for item in read_catalog(catalog):
+        if not item.ok:
+            continue
+        try:
+            doc = normalise_record(item.record or {}, catalog)
+        except BadRecordError:
+            continue
+        if doc["id"] in ids:
+            continue
+        ids.add(doc["id"])
+        with_image += int(bool(doc.get("image")))
+    return {"records": len(ids), "with_image": with_image}
+
+
+def validate(es: Any, index: str, *, catalog: CatalogConfig | None = None, expected_docs: int | None = None,
+             model: ModelFacts | None = None, min_image_coverage: float = 0.9) -> dict[str, Any]:
+    """Checks an index before it may serve: doc count, vector coverage, mapping vs model."""
+    if not index_exists(es, index):
+        raise IndexingError("index does not exist", index=index)
+    _api(lambda: es.indices.refresh(index=index), "refresh", index=index)
+    total = count(es, index)
+    text_vectors = count(es, index, {"exists": {"field": "text_vector"}})
+    image_vectors = count(es, index, {"exists": {"field": "image_vector"}})
+    checks: list[dict[str, Any]] = []
+    expect = catalog_expectations(catalog) if catalog is not None else None
+    wanted = expect["records"] if expect else expected_docs
+    if wanted is not None:
+        checks.append({"check": "doc_count", "ok": total == wanted, "index": total, "expected": wanted})
+    checks.append({"check": "text_vector_coverage", "ok": total > 0 and text_vectors == total,
+                   "with_vector": text_vectors, "docs": total})
+    if expect and expect["with_image"]:
+        ratio = image_vectors / expect["with_image"]
+        checks.append({"check": "image_vector_coverage", "ok": ratio >= min_image_coverage,
+                       "with_vector": image_vectors, "catalog_with_image": expect["with_image"],
+                       "ratio": round(ratio, 4), "min": min_image_coverage})
+    if model is not None:
+        mapping = next(iter(_body(es.indices.get_mapping(index=index)).values()))["mappings"]
+        problems = check_mapping_against_model(mapping, model)
+        checks.append({"check": "mapping_vs_model", "ok": not problems, "problems": problems})
+    return {"index": index, "ok": all(c["ok"] for c in checks), "checks": checks, "image_vectors": image_vectors}
+
+
+# --- aliases ----------------------------------------------------------------------
+
+
+def swap(es: Any, alias: str, target: str, *, loaded_identity: str | None, force: bool = False) -> dict[str, Any]:
+    """Point ``alias`` at ``target`` in one atomic ``_aliases`` call (model identity checked first)."""
+    if not index_exists(es, target) or alias_targets(es, target):
+        raise IndexingError("swap target must be an existing concrete index", target=target)
+    current = alias_targets(es, alias)
+    if not current and index_exists(es, alias):
+        raise IndexingError(f"{alias!r} is a concrete index, not an alias; migrate it with "
+                            "`index enrich --from {alias} --replace-legacy`", alias=alias)
+    meta = index_meta(es, target)
+    check_model(target, meta.get("model_identity"), loaded_identity, force)
+    if current == [target]:
+        return {"alias": alias, "index": target, "previous": target, "changed": False}
+    if current:
+        # Remember where the alias came from, so rollback returns exactly there.
+        meta["swapped_from"] = current[0]
+        _api(lambda: es.indices.put_mapping(index=target, meta=meta), "record swap origin", index=target)
+    actions = plan_swap(alias, target, current)
+    _api(lambda: es.indices.update_aliases(actions=actions), "alias swap", alias=alias, target=target)
+    return {"alias": alias, "index": target, "previous": current[0] if current else None, "changed": True}
+
+
+def rollback(es: Any, alias: str, *, loaded_identity: str | None, to: str | None = None,
+             force: bool = False) -> dict[str, Any]:
+    current = alias_targets(es, alias)
+    if len(current) != 1:
+        raise IndexingError("rollback needs the alias to point at exactly one index", alias=alias, current=current)
+    if to is None:
+        names = list(_body(es.indices.get(index=f"{alias}-v*", expand_wildcards="open")))
+        to = pick_rollback(alias, current[0], names, index_meta(es, current[0]).get("swapped_from"))
+    target_meta = index_meta(es, to)
+    check_model(to, target_meta.get("model_identity"), loaded_identity, force)
+    actions = plan_swap(alias, to, current)
+    _api(lambda: es.indices.update_aliases(actions=actions), "alias rollback", alias=alias, target=to)
+    return {"alias": alias, "index": to, "previous": current[0], "changed": True}
+
+
+def status(es: Any, alias: str) -> dict[str, Any]:
+    """Every version of ``alias`` (and whatever it points at): docs, vector coverage, model, size, aliases."""
+    pointed = alias_targets(es, alias)
+    pattern = ",".join([f"{alias}-v*", *pointed])
+    indices = _body(_api(lambda: es.indices.get(index=pattern, expand_wildcards="open"), "list indices",
+                         alias=alias))
+    if not indices:
+        return {"alias": alias, "points_to": pointed, "indices": []}
+    stats = _body(es.indices.stats(index=",".join(indices), metric="docs,store"))["indices"]
+    rows = []
+    order = versions_newest_first(alias, indices) + sorted(set(indices) - set(versions_newest_first(alias, indices)))
+    for name in order:
+        info = indices[name]
+        meta = (info.get("mappings") or {}).get("_meta") or {}
+        docs = count(es, name)
+        size = stats.get(name, {}).get("primaries", {}).get("store", {}).get("size_in_bytes")
+        rows.append({
+            "index": name, "aliases": sorted(info.get("aliases") or {}), "docs": docs,
+            "text_vectors": count(es, name, {"exists": {"field": "text_vector"}}),
+            "image_vectors": count(es, name, {"exists": {"field": "image_vector"}}),
+            "size_bytes": size, "model_name": meta.get("model_name"),
+            "model_identity": meta.get("model_identity"), "schema_version": meta.get("schema_version"),
+            "created_at": meta.get("created_at"), "source": meta.get("source"),
+            "build": meta.get("build"),
+        })
+    return {"alias": alias, "points_to": pointed, "indices": rows}
+
+
+def prune(es: Any, alias: str, keep: int, dry_run: bool = False) -> dict[str, Any]:
+    indices = _body(_api(lambda: es.indices.get_alias(index=f"{alias}-v*", expand_wildcards="open"),
+                         "list indices", alias=alias))
+    aliased = {name: list((info.get("aliases") or {})) for name, info in indices.items()}
+    doomed = plan_prune(alias, list(indices), aliased, keep)
+    if doomed and not dry_run:
+        _api(lambda: es.indices.delete(index=",".join(doomed)), "delete old versions", indices=doomed)
+    return {"alias": alias, "deleted" if not dry_run else "would_delete": doomed,
+            "kept": [n for n in versions_newest_first(alias, indices) if n not in doomed]}

@@ -1,0 +1,330 @@
+"""The indexing pipeline: read -> decode images (thread pool) -> encode (batches) -> bulk (own thread).
+
+Three stages overlap so the encoder, the expensive one, never waits:
+
+* image loading + ``safe_decode`` run ``prefetch_batches`` batches ahead in a
+  thread pool (PIL releases the GIL while decoding);
+* the calling thread normalises records and runs the encoder;
+* ``bulk_threads`` sender threads drain a bounded queue with
+  ``elasticsearch.helpers.streaming_bulk`` (retrying 429/5xx per
+  ``mmsearch.retries.BULK_BACKOFF``). The queue is deep enough to absorb ES
+  hiccups; the time the encoder spent blocked on it is reported as
+  ``encoder_wait_seconds`` so "never waits" is measured, not assumed.
+
+Every record ends up either indexed, skipped (resume: same content hash) or in
+the dead-letter file with a reason; a bad image dead-letters a line *and* the
+product is indexed without ``image_vector``.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from indexer.catalog import CatalogConfig, CatalogItem
+from indexer.documents import BuildSummary, build_source, content_hash, index_action, normalise_record, \
+    parse_bulk_item
+from indexer.images import ImageSource, LoadedImage, load_and_decode
+from mmsearch import retries
+from mmsearch.exceptions import BadRecordError, ImageDecodeError, IndexingError
+
+#: Per-item statuses worth retrying: queue full (429) and transient node trouble (5xx).
+BULK_RETRY_STATUSES = (429, 500, 502, 503, 504)
+_STOP = object()
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    batch_size: int = 64
+    decode_workers: int = 2
+    prefetch_batches: int = 3
+    queue_batches: int = 64
+    bulk_chunk_docs: int = 256
+    bulk_max_bytes: int = 20 * 1024 * 1024
+    bulk_threads: int = 1
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        from mmsearch.exceptions import ConfigError
+
+        checks = {"batch_size": (1, 4096), "decode_workers": (1, 64), "prefetch_batches": (1, 64),
+                  "queue_batches": (1, 10_000), "bulk_chunk_docs": (1, 10_000), "bulk_threads": (1, 16),
+                  "bulk_max_bytes": (64 * 1024, 100 * 1024 * 1024)}
+        for name, (low, high) in checks.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or not low <= value <= high:
+                raise ConfigError(f"{name} must be an integer in [{low}, {high}]", setting=name, value=value)
+
+
+class DeadLetterWriter:
+    """Append-only JSONL of records that were not (fully) indexed, one reason each. Thread-safe."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = Path(path) if path is not None else None
+        self.count = 0
+        self._lock = threading.Lock()
+        self._handle: Any = None
+
+    def write(self, *, position: str, stage: str, reason: str, doc_id: str | None = None,
+              raw: str | None = None) -> None:
+        entry = {"position": position, "id": doc_id, "stage": stage, "reason": reason}
+        if raw is not None:
+            entry["raw"] = raw
+        line = json.dumps(entry, ensure_ascii=False, default=str) + "\n"
+        with self._lock:
+            self.count += 1
+            if self.path is None:
+                return
+            if self._handle is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._handle = open(self.path, "a", encoding="utf-8")
+            self._handle.write(line)
+            self._handle.flush()  # a crash must not lose the record of what failed
+
+    def close(self) -> None:
+        with self._lock:
+            if self._handle is not None:
+                self._handle.close()
+                self._handle = None
+
+
+@dataclass
+class _Prepared:
+    position: str
+    doc: dict[str, Any]
+
+
+def _prepare(items: Iterable[CatalogItem], catalog: CatalogConfig, summary: BuildSummary,
+             dead: DeadLetterWriter) -> Iterator[_Prepared]:
+    """Parse/normalise; bad records and later duplicates go to the dead-letter file."""
+    seen: set[str] = set()
+    for item in items:
+        summary.read += 1
+        if not item.ok:
+            summary.failed += 1
+            summary.note_failure(item.error or "unreadable record")
+            dead.write(position=item.position, stage="read", reason=item.error or "unreadable record", raw=item.raw)
+            continue
+        assert item.record is not None
+        try:
+            doc = normalise_record(item.record, catalog)
+        except BadRecordError as exc:
+            summary.failed += 1
+            summary.note_failure(exc.message)
+            dead.write(position=item.position, stage="validate", reason=str(exc),
+                       raw=json.dumps(item.record, default=str)[:2000])
+            continue
+        if doc["id"] in seen:
+            summary.duplicates += 1
+            dead.write(position=item.position, stage="validate", doc_id=doc["id"],
+                       reason="duplicate id; the first occurrence was kept")
+            continue
+        seen.add(doc["id"])
+        yield _Prepared(item.position, doc)
+
+
+def _batched(iterable: Iterable[_Prepared], size: int) -> Iterator[list[_Prepared]]:
+    batch: list[_Prepared] = []
+    for element in iterable:
+        batch.append(element)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def encode_isolating(encode: Callable[[list[Any]], Any], inputs: list[Any],
+                     isolate_on: tuple[type[BaseException], ...]) -> tuple[list[Any], list[str | None]]:
+    """Encode a batch; if it fails with ``isolate_on``, encode one by one so one bad input costs one record."""
+    if not inputs:
+        return [], []
+    try:
+        vectors = encode(inputs)
+        return [vectors[i] for i in range(len(inputs))], [None] * len(inputs)
+    except isolate_on:
+        pass
+    out: list[Any] = []
+    errors: list[str | None] = []
+    for value in inputs:
+        try:
+            out.append(encode([value])[0])
+            errors.append(None)
+        except isolate_on as exc:
+            out.append(None)
+            errors.append(str(exc))
+    if all(e is not None for e in errors) and len(inputs) > 1:
+        raise IndexingError("the encoder fails on every input of a batch; stopping", example=errors[0])
+    return out, errors
+
+
+class _Sender(threading.Thread):
+    """Drains the action queue through streaming_bulk; records outcomes."""
+
+    def __init__(self, es: Any, work: queue.Queue, config: PipelineConfig, summary: BuildSummary,
+                 dead: DeadLetterWriter, lock: threading.Lock, progress: Any) -> None:
+        super().__init__(name="bulk-sender", daemon=True)
+        self.es, self.work, self.config, self.summary = es, work, config, summary
+        self.dead, self.lock, self.progress = dead, lock, progress
+        self.positions: dict[str, tuple[str, bool]] = {}
+        self.error: BaseException | None = None
+
+    def _actions(self) -> Iterator[dict[str, Any]]:
+        while True:
+            batch = self.work.get()
+            if batch is _STOP:
+                return
+            for position, action in batch:
+                self.positions[action["_id"]] = (position, "image_vector" in action["_source"])
+                yield action
+
+    def run(self) -> None:
+        from elasticsearch.helpers import streaming_bulk
+
+        policy = retries.BULK_BACKOFF
+        try:
+            for ok, info in streaming_bulk(
+                self.es, self._actions(), chunk_size=self.config.bulk_chunk_docs,
+                max_chunk_bytes=self.config.bulk_max_bytes, raise_on_error=False, raise_on_exception=False,
+                max_retries=policy.max_attempts - 1, initial_backoff=policy.initial_delay_s,
+                max_backoff=policy.max_delay_s, retry_on_status=BULK_RETRY_STATUSES, yield_ok=True,
+            ):
+                outcome = parse_bulk_item(ok, info)
+                position, has_image = self.positions.pop(outcome.doc_id or "", ("?", False))
+                with self.lock:
+                    if outcome.ok:
+                        self.summary.indexed += 1
+                        self.summary.with_image_vector += int(has_image)
+                    else:
+                        self.summary.failed += 1
+                        self.summary.note_failure(outcome.reason or "bulk")
+                        self.dead.write(position=position, stage="bulk", doc_id=outcome.doc_id,
+                                        reason=f"status {outcome.status}: {outcome.reason}")
+                if self.progress is not None:
+                    self.progress.update(1)
+        except BaseException as exc:  # surfaced by the main thread; the run must not hang
+            self.error = exc
+            while True:  # unblock the producer: drain until the stop marker
+                if self.work.get() is _STOP:
+                    break
+
+
+def run_pipeline(es: Any, encoder: Any, items: Iterable[CatalogItem], index: str, catalog: CatalogConfig,
+                 dead: DeadLetterWriter, config: PipelineConfig = PipelineConfig(),
+                 existing_hashes: Mapping[str, str] | None = None, total: int | None = None,
+                 decode: Callable[[bytes], Any] | None = None) -> BuildSummary:
+    """Index ``items`` into ``index`` (which must exist). The one function of the pipeline doing I/O."""
+    summary = BuildSummary(index=index, dead_letter_path=str(dead.path) if dead.path else None)
+    identity = str(encoder.identity)
+    existing = existing_hashes or {}
+    source = ImageSource(root=catalog.image_root or catalog.path.parent, kind=catalog.image_kind,
+                         allow_url_fetch=catalog.allow_url_fetch, max_bytes=catalog.max_image_bytes)
+    lock = threading.Lock()
+    progress = _progress_bar(total, config.progress)
+    work: queue.Queue = queue.Queue(maxsize=config.queue_batches)
+    senders = [_Sender(es, work, config, summary, dead, lock, progress) for _ in range(config.bulk_threads)]
+    started = time.perf_counter()
+    for sender in senders:
+        sender.start()
+
+    def put(batch: list[tuple[str, dict[str, Any]]]) -> None:
+        waited = time.perf_counter()
+        while True:
+            if any(s.error is not None for s in senders):
+                raise IndexingError("bulk sender failed", detail=str(next(s.error for s in senders if s.error)))
+            try:
+                work.put(batch, timeout=0.5)
+                break
+            except queue.Full:
+                continue
+        summary.encoder_wait_seconds += time.perf_counter() - waited
+
+    def process(batch: list[_Prepared], futures: list[Future[LoadedImage]]) -> None:
+        loaded = [f.result() for f in futures]
+        keep: list[int] = []
+        hashes: list[str] = []
+        for i, (item, image) in enumerate(zip(batch, loaded)):
+            digest = content_hash(item.doc, image.digest, identity)
+            hashes.append(digest)
+            if existing.get(item.doc["id"]) == digest:
+                summary.skipped += 1
+                if progress is not None:
+                    progress.update(1)
+            else:
+                keep.append(i)
+        if not keep:
+            return
+        tick = time.perf_counter()
+        texts = [encoder.product_text(batch[i].doc) for i in keep]
+        text_vectors, text_errors = encode_isolating(encoder.encode_texts, texts, (Exception,))
+        with_image = [i for i in keep if loaded[i].image is not None]
+        image_vectors, image_errors = encode_isolating(encoder.encode_images, [loaded[i].image for i in with_image],
+                                                       (ImageDecodeError,))
+        summary.encode_seconds += time.perf_counter() - tick
+        image_by_index = dict(zip(with_image, zip(image_vectors, image_errors)))
+        actions: list[tuple[str, dict[str, Any]]] = []
+        for j, i in enumerate(keep):
+            item = batch[i]
+            if text_errors[j] is not None:
+                summary.failed += 1
+                summary.note_failure("text encoding failed")
+                dead.write(position=item.position, stage="encode", doc_id=item.doc["id"],
+                           reason=f"text encoding failed: {text_errors[j]}")
+                continue
+            vector, image_error = image_by_index.get(i, (None, loaded[i].error))
+            if image_error is not None:
+                summary.image_failed += 1
+                dead.write(position=item.position, stage="image", doc_id=item.doc["id"],
+                           reason=f"indexed without image_vector: {image_error}")
+            source_doc = build_source(item.doc, text_vectors[j], vector, hashes[i])
+            actions.append((item.position, index_action(index, item.doc["id"], source_doc)))
+        if actions:
+            put(actions)
+
+    try:
+        with ThreadPoolExecutor(max_workers=config.decode_workers, thread_name_prefix="image-decode") as pool:
+            pending: deque[tuple[list[_Prepared], list[Future[LoadedImage]]]] = deque()
+            for batch in _batched(_prepare(items, catalog, summary, dead), config.batch_size):
+                futures = [pool.submit(load_and_decode, item.doc, source, decode, _skipper(item.doc, existing, identity))
+                           for item in batch]
+                pending.append((batch, futures))
+                if len(pending) > config.prefetch_batches:
+                    process(*pending.popleft())
+            while pending:
+                process(*pending.popleft())
+    finally:
+        for _ in senders:
+            work.put(_STOP)
+        for sender in senders:
+            sender.join()
+        if progress is not None:
+            progress.close()
+    errors = [s.error for s in senders if s.error is not None]
+    if errors:
+        raise IndexingError("bulk indexing failed", index=index, detail=str(errors[0])) from errors[0]
+    summary.seconds = time.perf_counter() - started
+    summary.dead_letters = dead.count
+    return summary
+
+
+def _skipper(doc: dict[str, Any], existing: Mapping[str, str], identity: str) -> Callable[[str], bool] | None:
+    if doc["id"] not in existing:
+        return None
+    expected = existing[doc["id"]]
+    return lambda digest: content_hash(doc, digest, identity) == expected
+
+
+def _progress_bar(total: int | None, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="doc", desc="indexing", smoothing=0.05, mininterval=1.0)
