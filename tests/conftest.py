@@ -64,13 +64,22 @@ def es_session_client(es_settings: Settings) -> Any:
     return es_settings.es_client()
 
 
+@pytest.fixture(scope="session")
+def session_indices() -> set[str]:
+    """Names of indices that session-scoped fixtures build once and share; the per-test wipe spares them.
+
+    A session fixture that creates an index adds its name here (``session_indices.add(name)``).
+    """
+    return set()
+
+
 @pytest.fixture()
-def es(es_session_client: Any) -> Iterator[Any]:
-    """A client; every index and alias created during the test is deleted afterwards."""
+def es(es_session_client: Any, session_indices: set[str]) -> Iterator[Any]:
+    """A client; every index created during the test (and its aliases) is deleted afterwards."""
     before = set(es_session_client.indices.get(index="*", expand_wildcards="all").body)
     yield es_session_client
     after = set(es_session_client.indices.get(index="*", expand_wildcards="all").body)
-    created = sorted(name for name in after - before if not name.startswith("."))
+    created = sorted(name for name in after - before if not name.startswith(".") and name not in session_indices)
     if created:
         es_session_client.indices.delete(index=",".join(created), ignore_unavailable=True)
 
