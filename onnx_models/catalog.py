@@ -1,0 +1,69 @@
+"""Catalog loading and the deterministic train/val/test split (no torch).
+
+The split hashes the product id with a seed, so it is stable across runs and
+machines, independent of file order, and a product never moves between splits
+when the catalog grows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mmsearch.exceptions import ConfigError
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    val_fraction: float = 0.1
+    test_fraction: float = 0.2
+    seed: int = 13
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1):
+            raise ValueError("fractions must be in [0, 1)")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError("val_fraction + test_fraction must leave room for training data")
+
+
+def split_of(product_id: str, cfg: SplitConfig) -> str:
+    bucket = int.from_bytes(hashlib.sha256(f"{cfg.seed}:{product_id}".encode()).digest()[:8], "big") / 2**64
+    if bucket < cfg.test_fraction:
+        return "test"
+    if bucket < cfg.test_fraction + cfg.val_fraction:
+        return "val"
+    return "train"
+
+
+def iter_records(catalog_dir: Path) -> Iterator[dict[str, Any]]:
+    path = Path(catalog_dir) / "products.jsonl"
+    if not path.is_file():
+        raise ConfigError("catalog not found: products.jsonl missing", catalog_dir=str(catalog_dir))
+    with open(path, encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ConfigError("bad catalog line", path=str(path), line=line_no, detail=str(exc)) from exc
+            if isinstance(record, dict) and record.get("id") is not None:
+                record["id"] = str(record["id"])
+                yield record
+
+
+def image_records(catalog_dir: Path) -> list[dict[str, Any]]:
+    """Products that have a photo on disk: the (text, image) training pairs."""
+    root = Path(catalog_dir)
+    return [r for r in iter_records(root) if r.get("image") and (root / str(r["image"])).is_file()]
+
+
+def split_records(records: list[dict[str, Any]], cfg: SplitConfig) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {"train": [], "val": [], "test": []}
+    for record in records:
+        out[split_of(record["id"], cfg)].append(record)
+    return out

@@ -1,0 +1,147 @@
+"""``mmsearch models ...``: train, export, inspect, evaluate and quantise model packages.
+
+torch is imported lazily inside the training/export handlers only, so ``info``,
+``eval`` and ``quantize`` work on a serving install (onnxruntime only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from mmsearch.exceptions import ConfigError, ModelError
+
+DEFAULT_CACHE = Path(".state") / "models" / "_features"
+
+
+def _print(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def register(subparsers: Any) -> None:
+    models = subparsers.add_parser("models", help="encoder model packages (train, export, inspect, evaluate)")
+    sub = models.add_subparsers(dest="models_command", required=True)
+
+    train = sub.add_parser("train-alignment", help="train MiniLM+EfficientNet-Lite projection heads (InfoNCE)")
+    train.add_argument("--catalog", type=Path, required=True, help="catalog dir with products.jsonl and images/")
+    train.add_argument("--out", type=Path, required=True, help="model package directory to write")
+    train.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="backbone feature cache")
+    train.add_argument("--name", default="mmsearch-aligned")
+    train.add_argument("--version", default="1")
+    train.add_argument("--fields", default=None, help="comma-separated product fields for the text template")
+    train.add_argument("--loss", choices=("infonce", "cosine", "mse"), default="infonce")
+    train.add_argument("--image-arch", default="efficientnet_lite0",
+                       choices=("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"))
+    train.add_argument("--resize-mode", default="pad", choices=("pad", "squash", "center_crop"))
+    train.add_argument("--no-colour", action="store_true", help="drop the in-graph colour histogram branch")
+    train.add_argument("--no-flip", action="store_true", help="no horizontal-flip augmentation")
+    train.add_argument("--head", default="mlp", choices=("linear", "mlp"))
+    train.add_argument("--dim", type=int, default=256)
+    train.add_argument("--epochs", type=int, default=60)
+    train.add_argument("--batch-size", type=int, default=256)
+    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--seed", type=int, default=13)
+    train.add_argument("--max-train-pairs", type=int, default=None)
+    train.set_defaults(handler=_train)
+
+    export = sub.add_parser("export-clip", help="export a Hugging Face CLIP/SigLIP model to two ONNX towers")
+    export.add_argument("--model", required=True, help="from_pretrained id or local directory")
+    export.add_argument("--out", type=Path, required=True)
+    export.add_argument("--kind", default="auto", choices=("auto", "clip", "siglip"))
+    export.add_argument("--revision", default=None)
+    export.add_argument("--max-length", type=int, default=None)
+    export.set_defaults(handler=_export_clip)
+
+    info = sub.add_parser("info", help="print a package's manifest summary and identity")
+    info.add_argument("model_dir", type=Path)
+    info.add_argument("--no-verify", action="store_true", help="skip sha256 checks of the files")
+    info.set_defaults(handler=_info)
+
+    evaluate = sub.add_parser("eval", help="held-out retrieval metrics through onnxruntime")
+    evaluate.add_argument("model_dir", type=Path)
+    evaluate.add_argument("--catalog", type=Path, required=True)
+    evaluate.add_argument("--split", default="test", choices=("train", "val", "test"))
+    evaluate.add_argument("--limit", type=int, default=None)
+    evaluate.add_argument("--threads", type=int, default=None)
+    evaluate.add_argument("--compare", type=Path, default=None,
+                          help="second package (e.g. its int8 version): report cosine agreement too")
+    evaluate.set_defaults(handler=_eval)
+
+    quantize = sub.add_parser("quantize", help="dynamic int8 quantisation of a package")
+    quantize.add_argument("model_dir", type=Path)
+    quantize.add_argument("--out", type=Path, default=None, help="default: <model_dir>-int8")
+    quantize.add_argument("--towers", default="text,image")
+    quantize.add_argument("--per-channel", action="store_true")
+    quantize.set_defaults(handler=_quantize)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from onnx_models.alignment import build
+    from onnx_models.backbones import ColourConfig
+    from onnx_models.text import TextTemplate
+    from onnx_models.train import TrainConfig
+
+    try:
+        template = TextTemplate(fields=tuple(f.strip() for f in args.fields.split(","))) if args.fields \
+            else TextTemplate()
+        cfg = TrainConfig(name=args.name, version=args.version, template=template, loss=args.loss,
+                          image_arch=args.image_arch, resize_mode=args.resize_mode,
+                          colour=None if args.no_colour else ColourConfig(), flip_augment=not args.no_flip,
+                          head=args.head, dim=args.dim, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                          seed=args.seed, max_train_pairs=args.max_train_pairs)
+    except ValueError as exc:
+        raise ConfigError(f"invalid training option: {exc}") from exc
+    out = build(args.catalog, args.out, cfg, cache_dir=args.cache_dir)
+    return _info(argparse.Namespace(model_dir=out, no_verify=True))
+
+
+def _export_clip(args: argparse.Namespace) -> int:
+    from onnx_models.clip_export import export_clip
+
+    try:
+        out = export_clip(args.model, args.out, kind=args.kind, revision=args.revision, max_length=args.max_length)
+    except OSError as exc:  # from_pretrained: unknown id, no hub, missing files
+        raise ModelError("cannot load the model (offline? wrong id or path?)", model=args.model,
+                         detail=str(exc)) from exc
+    return _info(argparse.Namespace(model_dir=out, no_verify=True))
+
+
+def _info(args: argparse.Namespace) -> int:
+    from onnx_models.manifest import identity_of, read_manifest
+
+    manifest, _ = read_manifest(args.model_dir, verify_files=not args.no_verify)
+    _print({"model_dir": str(args.model_dir), "identity": identity_of(args.model_dir), "name": manifest["name"],
+            "version": manifest["version"], "kind": manifest["kind"], "dim": manifest["dim"],
+            "text_template": manifest["text_template"], "image": manifest["image"],
+            "source_weights": manifest.get("source_weights"), "quantization": manifest.get("quantization"),
+            "metrics": manifest.get("metrics"), "files": manifest["files"], "created_at": manifest["created_at"],
+            "verified": not args.no_verify})
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from onnx_models.evaluate import cosine_agreement, evaluate_package
+    from onnx_models.runtime import Encoder
+
+    encoder = Encoder.load(args.model_dir, intra_op_threads=args.threads)
+    result = evaluate_package(encoder, args.catalog, split=args.split, limit=args.limit)
+    text_emb, image_emb = result.pop("embeddings")
+    if args.compare:
+        other = evaluate_package(Encoder.load(args.compare, intra_op_threads=args.threads), args.catalog,
+                                 split=args.split, limit=args.limit)
+        other_text, other_image = other.pop("embeddings")
+        result["compare"] = {**other, "cosine_text": cosine_agreement(text_emb, other_text),
+                             "cosine_image": cosine_agreement(image_emb, other_image)}
+    _print(result)
+    return 0
+
+
+def _quantize(args: argparse.Namespace) -> int:
+    from onnx_models.quantize import quantize_package
+
+    out = args.out or args.model_dir.with_name(args.model_dir.name + "-int8")
+    quantize_package(args.model_dir, out, towers=tuple(t.strip() for t in args.towers.split(",") if t.strip()),
+                     per_channel=args.per_channel)
+    return _info(argparse.Namespace(model_dir=out, no_verify=True))
