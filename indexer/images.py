@@ -112,22 +112,22 @@ class LoadedImage:
     error: str | None = None
 
 
-def load_and_decode(doc: dict[str, Any], source: ImageSource, decode: Callable[[bytes], Any] | None = None,
+def load_and_decode(ref: str | None, inline: bytes | None, source: ImageSource,
+                    decode: Callable[[bytes], Any] | None = None,
                     skip: Callable[[str], bool] | None = None) -> LoadedImage:
     """Bytes -> digest -> (unless ``skip(digest)``) decoded image. Never raises; errors are data.
 
     ``skip`` lets a resumed build avoid decoding images of documents it will not re-index.
     """
-    if "_image_bytes" in doc:
-        data: bytes | None = doc["_image_bytes"]
-    elif doc.get("image"):
+    if inline is not None:
+        data = inline
+    elif ref:
         try:
-            data = source.load(str(doc["image"]))
+            data = source.load(str(ref))
         except ImageDecodeError as exc:
-            return LoadedImage(digest=_ref_digest(str(doc["image"])), error=str(exc))
+            return LoadedImage(digest=_ref_digest(str(ref)), error=str(exc))
     else:
         return LoadedImage()
-    assert data is not None
     digest = hashlib.sha256(data).hexdigest()
     if skip is not None and skip(digest):
         return LoadedImage(digest=digest)

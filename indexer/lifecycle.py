@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from indexer.catalog import CatalogConfig, count_records, read_catalog
-from indexer.documents import normalise_record
+from indexer.documents import BuildSummary, normalise_record
+from indexer.images import ImageSource
 from indexer.naming import check_model, new_version_name, pick_rollback, plan_prune, plan_swap, versions_newest_first
-from indexer.pipeline import DeadLetterWriter, PipelineConfig, run_pipeline
+from indexer.pipeline import DeadLetterWriter, PipelineConfig, prepare_catalog, run_pipeline
 from mappings import AnalysisConfig, IndexSpec, ModelFacts, VectorConfig, build_index_body, \
     check_mapping_against_model
 from mmsearch.exceptions import BadRecordError, ClusterError, ConfigError, IndexingError, ModelMismatchError
@@ -142,6 +143,11 @@ def spec_for(es: Any, encoder: Any, vectors: VectorConfig, synonyms: tuple[str, 
     return IndexSpec(model=ModelFacts.from_encoder(encoder), analysis=analysis, vectors=vectors, source=source)
 
 
+def image_source(catalog: CatalogConfig) -> ImageSource:
+    return ImageSource(root=catalog.image_root or catalog.path.parent, kind=catalog.image_kind,
+                       allow_url_fetch=catalog.allow_url_fetch, max_bytes=catalog.max_image_bytes)
+
+
 def build(es: Any, encoder: Any, catalog: CatalogConfig, *, alias: str, state_dir: Path,
           vectors: VectorConfig = VectorConfig(), synonyms: tuple[str, ...] | None = None,
           pipeline: PipelineConfig = PipelineConfig(), resume: str | None = None,
@@ -167,8 +173,10 @@ def build(es: Any, encoder: Any, catalog: CatalogConfig, *, alias: str, state_di
     _api(lambda: es.indices.put_settings(index=index, settings={"index": {"refresh_interval": "-1"}}),
          "disable refresh", index=index)
     try:
-        summary = run_pipeline(es, encoder, read_catalog(catalog), index, catalog, dead, pipeline,
-                               existing_hashes=hashes, total=count_records(catalog) if pipeline.progress else None)
+        summary = BuildSummary()
+        docs = prepare_catalog(read_catalog(catalog), catalog, summary, dead)
+        run_pipeline(es, encoder, docs, index, image_source(catalog), dead, pipeline, summary=summary,
+                     existing_hashes=hashes, total=count_records(catalog) if pipeline.progress else None)
     finally:
         dead.close()
         es.indices.put_settings(index=index, settings={"index": {"refresh_interval": previous}})

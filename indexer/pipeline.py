@@ -39,6 +39,7 @@ from mmsearch.exceptions import BadRecordError, ImageDecodeError, IndexingError
 #: Per-item statuses worth retrying: queue full (429) and transient node trouble (5xx).
 BULK_RETRY_STATUSES = (429, 500, 502, 503, 504)
 _STOP = object()
+SourceBuilder = Callable[[Mapping[str, Any], Any, Any, str], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -97,13 +98,18 @@ class DeadLetterWriter:
 
 
 @dataclass
-class _Prepared:
+class Prepared:
+    """One document ready for image loading and encoding."""
+
     position: str
+    doc_id: str
     doc: dict[str, Any]
+    image_ref: str | None = None
+    image_bytes: bytes | None = None
 
 
-def _prepare(items: Iterable[CatalogItem], catalog: CatalogConfig, summary: BuildSummary,
-             dead: DeadLetterWriter) -> Iterator[_Prepared]:
+def prepare_catalog(items: Iterable[CatalogItem], catalog: CatalogConfig, summary: BuildSummary,
+                    dead: DeadLetterWriter) -> Iterator[Prepared]:
     """Parse/normalise; bad records and later duplicates go to the dead-letter file."""
     seen: set[str] = set()
     for item in items:
@@ -128,11 +134,13 @@ def _prepare(items: Iterable[CatalogItem], catalog: CatalogConfig, summary: Buil
                        reason="duplicate id; the first occurrence was kept")
             continue
         seen.add(doc["id"])
-        yield _Prepared(item.position, doc)
+        inline = doc.pop("_image_bytes", None)
+        yield Prepared(item.position, doc["id"], doc, image_ref=None if inline else doc.get("image"),
+                       image_bytes=inline)
 
 
-def _batched(iterable: Iterable[_Prepared], size: int) -> Iterator[list[_Prepared]]:
-    batch: list[_Prepared] = []
+def _batched(iterable: Iterable[Prepared], size: int) -> Iterator[list[Prepared]]:
+    batch: list[Prepared] = []
     for element in iterable:
         batch.append(element)
         if len(batch) == size:
@@ -217,16 +225,24 @@ class _Sender(threading.Thread):
                     break
 
 
-def run_pipeline(es: Any, encoder: Any, items: Iterable[CatalogItem], index: str, catalog: CatalogConfig,
-                 dead: DeadLetterWriter, config: PipelineConfig = PipelineConfig(),
-                 existing_hashes: Mapping[str, str] | None = None, total: int | None = None,
-                 decode: Callable[[bytes], Any] | None = None) -> BuildSummary:
-    """Index ``items`` into ``index`` (which must exist). The one function of the pipeline doing I/O."""
-    summary = BuildSummary(index=index, dead_letter_path=str(dead.path) if dead.path else None)
+def run_pipeline(es: Any, encoder: Any, docs: Iterable[Prepared], index: str, images: ImageSource,
+                 dead: DeadLetterWriter, config: PipelineConfig = PipelineConfig(), *,
+                 summary: BuildSummary | None = None, existing_hashes: Mapping[str, str] | None = None,
+                 total: int | None = None, decode: Callable[[bytes], Any] | None = None,
+                 text_of: Callable[[Mapping[str, Any]], str] | None = None,
+                 source_of: SourceBuilder = build_source) -> BuildSummary:
+    """Index ``docs`` into ``index`` (which must exist). The one function of the pipeline doing I/O.
+
+    ``text_of`` builds the text to embed (default ``encoder.product_text``) and
+    ``source_of`` the stored ``_source``: the catalog build and the enrichment
+    of a legacy index differ only there.
+    """
+    summary = summary or BuildSummary()
+    summary.index = index
+    summary.dead_letter_path = str(dead.path) if dead.path else None
     identity = str(encoder.identity)
     existing = existing_hashes or {}
-    source = ImageSource(root=catalog.image_root or catalog.path.parent, kind=catalog.image_kind,
-                         allow_url_fetch=catalog.allow_url_fetch, max_bytes=catalog.max_image_bytes)
+    text_of = text_of or encoder.product_text
     lock = threading.Lock()
     progress = _progress_bar(total, config.progress)
     work: queue.Queue = queue.Queue(maxsize=config.queue_batches)
@@ -238,8 +254,9 @@ def run_pipeline(es: Any, encoder: Any, items: Iterable[CatalogItem], index: str
     def put(batch: list[tuple[str, dict[str, Any]]]) -> None:
         waited = time.perf_counter()
         while True:
-            if any(s.error is not None for s in senders):
-                raise IndexingError("bulk sender failed", detail=str(next(s.error for s in senders if s.error)))
+            failed = next((s.error for s in senders if s.error is not None), None)
+            if failed is not None:
+                raise IndexingError("bulk sender failed", detail=str(failed))
             try:
                 work.put(batch, timeout=0.5)
                 break
@@ -247,14 +264,14 @@ def run_pipeline(es: Any, encoder: Any, items: Iterable[CatalogItem], index: str
                 continue
         summary.encoder_wait_seconds += time.perf_counter() - waited
 
-    def process(batch: list[_Prepared], futures: list[Future[LoadedImage]]) -> None:
+    def process(batch: list[Prepared], futures: list[Future[LoadedImage]]) -> None:
         loaded = [f.result() for f in futures]
         keep: list[int] = []
         hashes: list[str] = []
         for i, (item, image) in enumerate(zip(batch, loaded)):
             digest = content_hash(item.doc, image.digest, identity)
             hashes.append(digest)
-            if existing.get(item.doc["id"]) == digest:
+            if existing.get(item.doc_id) == digest:
                 summary.skipped += 1
                 if progress is not None:
                     progress.update(1)
@@ -263,7 +280,7 @@ def run_pipeline(es: Any, encoder: Any, items: Iterable[CatalogItem], index: str
         if not keep:
             return
         tick = time.perf_counter()
-        texts = [encoder.product_text(batch[i].doc) for i in keep]
+        texts = [text_of(batch[i].doc) for i in keep]
         text_vectors, text_errors = encode_isolating(encoder.encode_texts, texts, (Exception,))
         with_image = [i for i in keep if loaded[i].image is not None]
         image_vectors, image_errors = encode_isolating(encoder.encode_images, [loaded[i].image for i in with_image],
@@ -276,25 +293,25 @@ def run_pipeline(es: Any, encoder: Any, items: Iterable[CatalogItem], index: str
             if text_errors[j] is not None:
                 summary.failed += 1
                 summary.note_failure("text encoding failed")
-                dead.write(position=item.position, stage="encode", doc_id=item.doc["id"],
+                dead.write(position=item.position, stage="encode", doc_id=item.doc_id,
                            reason=f"text encoding failed: {text_errors[j]}")
                 continue
             vector, image_error = image_by_index.get(i, (None, loaded[i].error))
             if image_error is not None:
                 summary.image_failed += 1
-                dead.write(position=item.position, stage="image", doc_id=item.doc["id"],
+                dead.write(position=item.position, stage="image", doc_id=item.doc_id,
                            reason=f"indexed without image_vector: {image_error}")
-            source_doc = build_source(item.doc, text_vectors[j], vector, hashes[i])
-            actions.append((item.position, index_action(index, item.doc["id"], source_doc)))
+            source_doc = source_of(item.doc, text_vectors[j], vector, hashes[i])
+            actions.append((item.position, index_action(index, item.doc_id, source_doc)))
         if actions:
             put(actions)
 
     try:
         with ThreadPoolExecutor(max_workers=config.decode_workers, thread_name_prefix="image-decode") as pool:
-            pending: deque[tuple[list[_Prepared], list[Future[LoadedImage]]]] = deque()
-            for batch in _batched(_prepare(items, catalog, summary, dead), config.batch_size):
-                futures = [pool.submit(load_and_decode, item.doc, source, decode, _skipper(item.doc, existing, identity))
-                           for item in batch]
+            pending: deque[tuple[list[Prepared], list[Future[LoadedImage]]]] = deque()
+            for batch in _batched(docs, config.batch_size):
+                futures = [pool.submit(load_and_decode, item.image_ref, item.image_bytes, images, decode,
+                                       _skipper(item, existing, identity)) for item in batch]
                 pending.append((batch, futures))
                 if len(pending) > config.prefetch_batches:
                     process(*pending.popleft())
@@ -315,11 +332,11 @@ def run_pipeline(es: Any, encoder: Any, items: Iterable[CatalogItem], index: str
     return summary
 
 
-def _skipper(doc: dict[str, Any], existing: Mapping[str, str], identity: str) -> Callable[[str], bool] | None:
-    if doc["id"] not in existing:
+def _skipper(item: Prepared, existing: Mapping[str, str], identity: str) -> Callable[[str], bool] | None:
+    if item.doc_id not in existing:
         return None
-    expected = existing[doc["id"]]
-    return lambda digest: content_hash(doc, digest, identity) == expected
+    expected = existing[item.doc_id]
+    return lambda digest: content_hash(item.doc, digest, identity) == expected
 
 
 def _progress_bar(total: int | None, enabled: bool) -> Any:
