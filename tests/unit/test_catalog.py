@@ -1,0 +1,80 @@
+"""Catalog readers and the field-mapping config: bad records are data, not exceptions."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from indexer.catalog import CatalogConfig, count_records, read_catalog
+from mmsearch.exceptions import ConfigError
+
+
+def _jsonl(tmp_path, lines):
+    path = tmp_path / "products.jsonl"
+    path.write_bytes(b"".join((line if isinstance(line, bytes) else line.encode()) + b"\n" for line in lines))
+    return path
+
+
+def test_jsonl_yields_records_and_reasons(tmp_path):
+    path = _jsonl(tmp_path, ['{"id": "1", "title": "A"}', "{bad json", "", "[1, 2]", b'{"id": "\xff"}',
+                             '{"id": 2}'])
+    items = list(read_catalog(CatalogConfig(path=path)))
+    assert [i.position for i in items] == ["products.jsonl:1", "products.jsonl:2", "products.jsonl:4",
+                                           "products.jsonl:5", "products.jsonl:6"]
+    assert items[0].record == {"id": "1", "title": "A"}
+    assert items[1].error.startswith("bad JSON") and items[1].raw == "{bad json"
+    assert "not an object" in items[2].error
+    assert "UTF-8" in items[3].error
+    assert items[4].ok
+    assert count_records(CatalogConfig(path=path)) == 5
+
+
+def test_csv_empty_cells_are_missing_and_misaligned_rows_are_bad(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("sku,name,colour\n10,Red Shirt,\n11,Blue Shirt,Blue,EXTRA\n")
+    items = list(read_catalog(CatalogConfig(path=path, fields={"id": "sku", "title": "name",
+                                                                "base_colour": "colour"})))
+    assert items[0].record == {"sku": "10", "name": "Red Shirt", "colour": None}
+    assert not items[1].ok and "more cells" in items[1].error
+
+
+def test_parquet_rows(tmp_path):
+    path = tmp_path / "p.parquet"
+    pq.write_table(pa.table({"id": [1, 2], "title": ["A", None]}), path)
+    items = list(read_catalog(CatalogConfig(path=path)))
+    assert [i.record for i in items] == [{"id": 1, "title": "A"}, {"id": 2, "title": None}]
+    assert count_records(CatalogConfig(path=path)) == 2
+
+
+def test_config_validation(tmp_path):
+    path = _jsonl(tmp_path, ['{"id": "1"}'])
+    with pytest.raises(ConfigError, match="not found"):
+        CatalogConfig(path=tmp_path / "nope.jsonl")
+    odd = tmp_path / "p.xml"
+    odd.write_text("<x/>")
+    with pytest.raises(ConfigError, match="format"):
+        CatalogConfig(path=odd)
+    assert CatalogConfig(path=odd, format="jsonl").format == "jsonl"
+    with pytest.raises(ConfigError, match="unknown schema fields"):
+        CatalogConfig(path=path, fields={"colour": "c"})
+    with pytest.raises(ConfigError, match="image_kind"):
+        CatalogConfig(path=path, image_kind="ftp")
+    assert CatalogConfig(path=path).image_root == tmp_path.resolve()
+
+
+def test_config_from_file_resolves_relative_paths(tmp_path):
+    _jsonl(tmp_path, ['{"id": "1"}'])
+    config_file = tmp_path / "catalog.yaml"
+    config_file.write_text("path: products.jsonl\nfields:\n  id: sku\ncategory_levels: [article_type]\n")
+    config = CatalogConfig.from_file(config_file)
+    assert config.path == tmp_path / "products.jsonl" and config.column("id") == "sku"
+    assert config.category_levels == ("article_type",)
+    config_file.write_text(json.dumps({"path": "products.jsonl", "colour_field": "x"}))
+    with pytest.raises(ConfigError, match="unknown keys"):
+        CatalogConfig.from_file(config_file)
+    config_file.write_text("path: [unclosed")
+    with pytest.raises(ConfigError, match="not valid"):
+        CatalogConfig.from_file(config_file)
