@@ -20,7 +20,7 @@ from onnx_models.features import FeatureStore, colour_features, config_key, imag
 from onnx_models.heads import Tower
 from onnx_models.images import ImageSpec
 from onnx_models.manifest import IMAGE_GRAPH, TEXT_GRAPH, TOKENIZER_DIR, write_package
-from onnx_models.metrics import retrieval_report
+from onnx_models.metrics import mean_pairwise_cosine, retrieval_report
 from onnx_models.text import TextTokenizer
 from onnx_models.train import Features, TrainConfig, TrainedHeads, embed, train_heads
 
@@ -104,8 +104,12 @@ def train_alignment(catalog_dir: Path, cfg: TrainConfig, cache_dir: Path,
     }
     heads = train_heads(feats["train"], feats["val"], cfg)
     test_feats = split_features(test, catalog_dir, bb, cfg, cache_dir, with_flip=False)
-    metrics = retrieval_report(embed(heads.text_head, test_feats.text), embed(heads.image_head, test_feats.image),
-                               [r["article_type"] for r in test], [r.get("base_colour") or "" for r in test])
+    text_emb, image_emb = embed(heads.text_head, test_feats.text), embed(heads.image_head, test_feats.image)
+    metrics = retrieval_report(text_emb, image_emb, [r["article_type"] for r in test],
+                               [r.get("base_colour") or "" for r in test])
+    # Collapse diagnostics: positive-only losses drive these towards 1.
+    metrics["text_mean_pairwise_cos"] = mean_pairwise_cosine(text_emb)
+    metrics["image_mean_pairwise_cos"] = mean_pairwise_cosine(image_emb)
     sizes = {"train": len(train), "val": len(val), "test": len(test)}
     return TrainResult(heads, metrics, sizes, time.monotonic() - started), bb
 

@@ -73,7 +73,9 @@ def register(subparsers: Any) -> None:
     quantize.add_argument("model_dir", type=Path)
     quantize.add_argument("--out", type=Path, default=None, help="default: <model_dir>-int8")
     quantize.add_argument("--towers", default="text,image")
-    quantize.add_argument("--per-channel", action="store_true")
+    quantize.add_argument("--per-tensor", action="store_true", help="per-tensor weight scales (less accurate)")
+    quantize.add_argument("--image-conv", action="store_true",
+                          help="also quantise Conv in the image tower (measured slower and less accurate on CPU)")
     quantize.set_defaults(handler=_quantize)
 
 
@@ -143,5 +145,5 @@ def _quantize(args: argparse.Namespace) -> int:
 
     out = args.out or args.model_dir.with_name(args.model_dir.name + "-int8")
     quantize_package(args.model_dir, out, towers=tuple(t.strip() for t in args.towers.split(",") if t.strip()),
-                     per_channel=args.per_channel)
+                     per_channel=not args.per_tensor, image_conv=args.image_conv)
     return _info(argparse.Namespace(model_dir=out, no_verify=True))

@@ -74,3 +74,13 @@ def retrieval_report(text_emb: np.ndarray, image_emb: np.ndarray, types: Sequenc
     report["i2i_P@10_type_colour"] = label_precision(image_emb, image_emb, type_colour, type_colour,
                                                      exclude_self=True)
     return report
+
+
+def mean_pairwise_cosine(emb: np.ndarray, max_rows: int = 2000) -> float:
+    """Average cosine between *different* items: ~1 means the space collapsed to one point."""
+    emb = emb[:max_rows]
+    n = len(emb)
+    if n < 2:
+        raise ValueError("need at least two embeddings")
+    sims = emb @ emb.T
+    return float((sims.sum() - np.trace(sims)) / (n * (n - 1)))

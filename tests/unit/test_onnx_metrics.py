@@ -50,3 +50,15 @@ def test_report_keys() -> None:
     report = retrieval_report(emb, emb, ["t"] * 30, ["c"] * 15 + ["d"] * 15)
     assert report["t2i_R@1"] == 1.0 and report["gallery_size"] == 30
     assert report["i2i_P@10_type"] == 1.0 and report["i2i_P@10_type_colour"] < 1.0
+
+
+def test_mean_pairwise_cosine_detects_collapse() -> None:
+    from onnx_models.metrics import mean_pairwise_cosine
+
+    rng = np.random.default_rng(0)
+    spread = rng.normal(size=(300, 32))
+    spread /= np.linalg.norm(spread, axis=1, keepdims=True)
+    collapsed = np.tile(spread[:1], (300, 1)) + 1e-3 * spread
+    collapsed /= np.linalg.norm(collapsed, axis=1, keepdims=True)
+    assert abs(mean_pairwise_cosine(spread)) < 0.05
+    assert mean_pairwise_cosine(collapsed) > 0.99

@@ -1,0 +1,156 @@
+"""Encoder throughput: PyTorch eager vs onnxruntime fp32 vs onnxruntime int8 (a script, not a test).
+
+    python benchmarks/encoders.py --model .state/models/dev --catalog /work/shared/data/fashion-products
+
+Texts are real catalog product texts, images real catalog JPEG bytes; every
+variant includes its own tokenisation / decoding + preprocessing, so the
+numbers are what a caller sees. PyTorch eager runs the same backbones with
+heads of the same shape (head weights do not change speed; parity with the
+ONNX graphs is asserted in tests/unit/test_onnx_parity.py). Reports medians
+over repeated calls and the int8-vs-fp32 cosine agreement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from onnx_models.catalog import image_records, split_records  # noqa: E402
+from onnx_models.evaluate import split_config_of  # noqa: E402
+from onnx_models.runtime import Encoder  # noqa: E402
+
+
+def timed(fn: Callable[[], Any], items: int, repeats: int, warmup: int = 2) -> dict[str, float]:
+    for _ in range(warmup):
+        fn()
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        rates.append(items / (time.perf_counter() - start))
+    return {"median_per_s": statistics.median(rates), "min_per_s": min(rates), "max_per_s": max(rates),
+            "repeats": repeats}
+
+
+def torch_encoders(encoder: Encoder, threads: int) -> tuple[Callable[[list[str]], Any], Callable[[list[bytes]], Any]]:
+    import torch
+
+    from onnx_models.alignment import load_backbones
+    from onnx_models.backbones import ColourConfig, ColourHistogram, ImageFeatures
+    from onnx_models.heads import ProjectionHead, Tower
+    from onnx_models.images import preprocess
+    from onnx_models.train import TrainConfig
+
+    torch.set_num_threads(threads)
+    colour_cfg = encoder.manifest["image"].get("colour_histogram")
+    colour = ColourConfig(**colour_cfg) if colour_cfg else None
+    cfg = TrainConfig(image_arch=encoder.manifest["training"]["params"]["image_arch"], colour=colour,
+                      max_length=int(encoder.manifest["text"]["max_length"]), dim=encoder.dim)
+    bb = load_backbones(cfg)
+    text_tower = Tower(bb.text, ProjectionHead(bb.text.dim, cfg.dim)).eval()
+    image_in = 1280 + (colour.dim if colour else 0)
+    image_tower = Tower(ImageFeatures(bb.image, ColourHistogram(colour, bb.spec.mean, bb.spec.std) if colour
+                                      else None), ProjectionHead(image_in, cfg.dim)).eval()
+
+    def texts(batch: list[str]) -> Any:
+        feeds = bb.tokenizer(batch)
+        with torch.inference_mode():
+            return text_tower(torch.from_numpy(feeds["input_ids"]), torch.from_numpy(feeds["attention_mask"]))
+
+    def images(batch: list[bytes]) -> Any:
+        pixels = preprocess([encoder.load_image(b) for b in batch], bb.spec)
+        with torch.inference_mode():
+            return image_tower(torch.from_numpy(pixels))
+
+    return texts, images
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=Path(".state/models/dev"))
+    parser.add_argument("--int8", type=Path, default=None, help="int8 package (default: <model>-int8, built if missing)")
+    parser.add_argument("--catalog", type=Path, default=Path("/work/shared/data/fashion-products"))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats-b1", type=int, default=40)
+    parser.add_argument("--repeats-b32", type=int, default=6)
+    parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--out", type=Path, default=None, help="write the JSON result here too")
+    args = parser.parse_args()
+
+    int8_dir = args.int8 or args.model.with_name(args.model.name + "-int8")
+    if not (int8_dir / "manifest.json").is_file():
+        from onnx_models.quantize import quantize_package
+
+        quantize_package(args.model, int8_dir)
+    fp32 = Encoder.load(args.model, intra_op_threads=args.threads, providers=["CPUExecutionProvider"])
+    int8 = Encoder.load(int8_dir, intra_op_threads=args.threads, providers=["CPUExecutionProvider"])
+    records = split_records(image_records(args.catalog), split_config_of(fp32))["test"][:256]
+    texts = [fp32.product_text(r) for r in records]
+    images = [(args.catalog / r["image"]).read_bytes() for r in records]
+
+    variants: dict[str, tuple[Callable[[list[str]], Any], Callable[[list[bytes]], Any]]] = {}
+    if not args.no_torch:
+        variants["pytorch_eager"] = torch_encoders(fp32, args.threads)
+    variants["ort_fp32"] = (fp32.encode_texts, fp32.encode_images)
+    variants["ort_int8"] = (int8.encode_texts, int8.encode_images)
+
+    results: dict[str, Any] = {}
+    for name, (text_fn, image_fn) in variants.items():
+        cursor = {"i": 0}
+
+        def take(pool: list[Any], n: int) -> list[Any]:
+            start = cursor["i"] % (len(pool) - n)
+            cursor["i"] += n
+            return pool[start:start + n]
+
+        results[name] = {
+            "text_b1": timed(lambda: text_fn(take(texts, 1)), 1, args.repeats_b1),
+            "text_b32": timed(lambda: text_fn(take(texts, 32)), 32, args.repeats_b32),
+            "image_b1": timed(lambda: image_fn(take(images, 1)), 1, max(10, args.repeats_b1 // 2)),
+            "image_b32": timed(lambda: image_fn(take(images, 32)), 32, args.repeats_b32),
+        }
+        print(name, {k: round(v["median_per_s"], 1) for k, v in results[name].items()}, file=sys.stderr)
+
+    image_sample = images[:64]
+    agreement = {}
+    for kind, a, b in (("text", fp32.encode_texts(texts), int8.encode_texts(texts)),
+                       ("image", fp32.encode_images(image_sample), int8.encode_images(image_sample))):
+        cos = (a * b).sum(1)
+        agreement[kind] = {"mean": float(cos.mean()), "min": float(cos.min()), "n": len(cos)}
+    import onnxruntime
+
+    report = {
+        "model": fp32.name, "identity": fp32.identity, "int8_identity": int8.identity,
+        "conditions": {"device": "CPU", "threads": args.threads, "cpu_count": os.cpu_count(),
+                       "machine": platform.machine(), "python": platform.python_version(),
+                       "onnxruntime": onnxruntime.__version__, "loadavg_at_end": os.getloadavg(),
+                       "int8": int8.manifest.get("quantization")},
+        "throughput": results, "int8_vs_fp32_cosine": agreement,
+    }
+    if "pytorch_eager" in results:
+        base = results["pytorch_eager"]
+        report["speedup_vs_pytorch"] = {
+            variant: {k: results[variant][k]["median_per_s"] / base[k]["median_per_s"] for k in base}
+            for variant in ("ort_fp32", "ort_int8")}
+    text = json.dumps(report, indent=2, default=str)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

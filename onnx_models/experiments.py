@@ -1,0 +1,91 @@
+"""Head-training experiments on cached features: loss collapse and the colour study (torch).
+
+    python -m onnx_models.experiments --catalog /work/shared/data/fashion-products \
+        --out .state/experiments/alignment.json [--only collapse|colour|backbone]
+
+Every variant trains on the same split with the same seed and is scored on the
+same held-out test products; only the named setting changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from onnx_models.alignment import train_alignment
+from onnx_models.backbones import ColourConfig
+from onnx_models.text import TextTemplate
+from onnx_models.train import TrainConfig
+
+BASE = TrainConfig(progress=False)
+COLUMNS = ("t2i_R@1", "t2i_R@10", "t2i_MRR", "i2t_R@10", "t2i_P@10_type", "t2i_P@10_type_colour",
+           "i2i_P@10_type", "i2i_P@10_type_colour", "image_mean_pairwise_cos")
+
+GROUPS: dict[str, dict[str, dict[str, Any]]] = {
+    "collapse": {
+        "infonce": {},
+        "cosine (positive-only)": {"loss": "cosine"},
+        "mse to 1 (positive-only)": {"loss": "mse"},
+    },
+    "colour": {
+        "linear head, pooled features only (prototype-like)": {"head": "linear", "colour": None, "flip_augment": False},
+        "mlp head": {"colour": None, "flip_augment": False},
+        "mlp + hflip": {"colour": None},
+        "mlp + hflip + colour hist 4^3 (+fg)": {},
+        "mlp + hflip + colour hist 4^3, no fg": {"colour": ColourConfig(foreground=False)},
+        "mlp + hflip + colour hist 6^3 (+fg)": {"colour": ColourConfig(bins_per_channel=6)},
+        "mlp + hflip + colour, title-only text": {"template": TextTemplate(fields=("title",))},
+    },
+    "backbone": {
+        "lite2 + mlp + hflip + colour": {"image_arch": "efficientnet_lite2"},
+    },
+}
+
+
+def run_group(catalog: Path, cache: Path, variants: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    backbones: dict[str, Any] = {}
+    for label, overrides in variants.items():
+        cfg = replace(BASE, **overrides)
+        key = cfg.image_arch
+        started = time.monotonic()
+        result, backbones[key] = train_alignment(catalog, cfg, cache, backbones=backbones.get(key))
+        rows.append({"variant": label, "overrides": {k: str(v) for k, v in overrides.items()},
+                     "best_epoch": result.heads.best_epoch, "temperature": result.heads.temperature,
+                     "seconds": round(time.monotonic() - started, 1), "sizes": result.sizes,
+                     "metrics": result.test_metrics})
+        print(json.dumps({"variant": label, **{c: round(result.test_metrics[c], 3) for c in COLUMNS}}),
+              file=sys.stderr)
+    return rows
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["| variant | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    for row in rows:
+        lines.append(f"| {row['variant']} | " + " | ".join(f"{row['metrics'][c]:.3f}" for c in COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--catalog", type=Path, required=True)
+    parser.add_argument("--cache-dir", type=Path, default=Path(".state/models/_features"))
+    parser.add_argument("--out", type=Path, default=Path(".state/experiments/alignment.json"))
+    parser.add_argument("--only", choices=sorted(GROUPS), action="append")
+    args = parser.parse_args(argv)
+    results: dict[str, Any] = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    for group in args.only or list(GROUPS):
+        results[group] = run_group(args.catalog, args.cache_dir, GROUPS[group])
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2))
+        print(f"\n### {group}\n\n{markdown(results[group])}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
