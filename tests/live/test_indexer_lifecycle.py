@@ -1,0 +1,118 @@
+"""Alias lifecycle on a real node: atomic swaps under concurrent search, rollback, model guard, status, prune, CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from indexer.catalog import CatalogConfig
+from indexer.lifecycle import alias_targets, build, prune, rollback, status, swap
+from indexer.pipeline import PipelineConfig
+from mmsearch.exceptions import IndexingError, ModelMismatchError
+
+QUIET = PipelineConfig(progress=False)
+
+
+@pytest.fixture()
+def two_versions(es, encoder, catalog_dir, index_name, tmp_path):
+    """Two versions of the alias built from different slices of the shared catalog (40 and 60 products)."""
+    lines = open(catalog_dir / "products.jsonl", encoding="utf-8").readlines()
+    names = []
+    for n, part in enumerate((lines[:40], lines[40:100])):
+        path = tmp_path / f"part{n}.jsonl"
+        path.write_text("".join(part), encoding="utf-8")
+        names.append(build(es, encoder, CatalogConfig(path=path, image_root=catalog_dir), alias=index_name,
+                           state_dir=tmp_path, pipeline=QUIET)["index"])
+    return names
+
+
+def test_swap_and_rollback_are_atomic_under_concurrent_search(es, encoder, index_name, two_versions):
+    old, new = two_versions
+    swap(es, index_name, old, loaded_identity=encoder.identity)
+    stop = threading.Event()
+    seen = {"searches": 0, "errors": [], "empty": 0, "totals": set()}
+
+    def search_loop() -> None:
+        while not stop.is_set():
+            try:
+                response = es.search(index=index_name, query={"match_all": {}}, size=0, track_total_hits=True)
+                total = response["hits"]["total"]["value"]
+                seen["totals"].add(total)
+                seen["empty"] += int(total == 0)
+            except Exception as exc:  # any error at all is a failure of atomicity
+                seen["errors"].append(repr(exc))
+            seen["searches"] += 1
+
+    thread = threading.Thread(target=search_loop, daemon=True)
+    thread.start()
+    try:
+        for _ in range(10):
+            assert swap(es, index_name, new, loaded_identity=encoder.identity)["changed"]
+            assert alias_targets(es, index_name) == [new]
+            result = rollback(es, index_name, loaded_identity=encoder.identity)
+            assert result["index"] == old and alias_targets(es, index_name) == [old]
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert seen["errors"] == [] and seen["empty"] == 0
+    assert seen["searches"] > 20 and seen["totals"] <= {40, 60}
+
+
+def test_model_guard_on_swap_and_rollback(es, encoder, index_name, two_versions):
+    old, new = two_versions
+    with pytest.raises(ModelMismatchError):
+        swap(es, index_name, new, loaded_identity="0" * 64)
+    with pytest.raises(ModelMismatchError):
+        swap(es, index_name, new, loaded_identity=None)
+    assert alias_targets(es, index_name) == []  # nothing happened
+    assert swap(es, index_name, new, loaded_identity="0" * 64, force=True)["changed"]
+    with pytest.raises(ModelMismatchError):
+        rollback(es, index_name, loaded_identity="0" * 64)
+    assert rollback(es, index_name, loaded_identity=encoder.identity)["index"] == old
+    with pytest.raises(IndexingError, match="concrete index"):
+        swap(es, index_name, index_name, loaded_identity=encoder.identity)
+
+
+def test_status_and_prune_never_touch_the_aliased_index(es, encoder, index_name, two_versions):
+    old, new = two_versions
+    swap(es, index_name, old, loaded_identity=encoder.identity)
+    report = status(es, index_name)
+    assert report["points_to"] == [old]
+    rows = {row["index"]: row for row in report["indices"]}
+    assert rows[old]["docs"] == 40 and rows[new]["docs"] == 60
+    assert rows[old]["aliases"] == [index_name] and rows[new]["aliases"] == []
+    assert rows[new]["model_identity"] == encoder.identity and rows[new]["size_bytes"] > 0
+    assert rows[new]["text_vectors"] == 60
+    assert prune(es, index_name, keep=1, dry_run=True)["would_delete"] == []  # newest kept, old is aliased
+    swap(es, index_name, new, loaded_identity=encoder.identity)
+    assert prune(es, index_name, keep=1)["deleted"] == [old]
+    assert not es.indices.exists(index=old) and alias_targets(es, index_name) == [new]
+
+
+def test_cli_status_validate_and_clear_errors(es, es_node, encoder, model_dir, index_name, two_versions):
+    old, new = two_versions
+    env = {"ES_URL": es_node["url"], "PATH": "/usr/bin:/bin", "MMSEARCH_STATE_DIR": str(Path(model_dir).parent)}
+    cli = [sys.executable, "-m", "mmsearch.cli", "index"]
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(cli + list(args), capture_output=True, text=True, env=env, timeout=120)
+
+    out = run("swap", "--alias", index_name, "--index", new, "--model", str(model_dir))
+    assert out.returncode == 0, out.stderr
+    out = run("status", "--alias", index_name)
+    assert out.returncode == 0 and json.loads(out.stdout)["points_to"] == [new]
+    out = run("validate", "--alias", index_name, "--expected-docs", "60", "--model", str(model_dir))
+    assert out.returncode == 0, out.stdout + out.stderr
+    out = run("validate", "--alias", index_name, "--expected-docs", "61")
+    assert out.returncode == 1 and json.loads(out.stdout)["ok"] is False
+    out = run("swap", "--alias", index_name, "--index", old)  # no model given: refused, no traceback
+    assert out.returncode == 2 and "cannot check the model" in out.stderr and "Traceback" not in out.stderr
+    out = run("build", "--alias", index_name, "--catalog", "/nonexistent.jsonl", "--model", str(model_dir))
+    assert out.returncode == 2 and "catalog file not found" in out.stderr and "Traceback" not in out.stderr
