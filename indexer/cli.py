@@ -33,6 +33,17 @@ def _load_encoder(settings: Any) -> Any:
     return Encoder.load(_model_dir(settings))
 
 
+def _model_facts(settings: Any) -> Any:
+    """Name/dim/identity from the manifest alone: creating or validating needs no ONNX session."""
+    from indexer.lifecycle import model_identity_of
+    from mappings import ModelFacts
+    from onnx_models.manifest import read_manifest
+
+    manifest, _ = read_manifest(_model_dir(settings), verify_files=False)
+    return ModelFacts(identity=model_identity_of(settings.model_dir), name=str(manifest["name"]),
+                      dim=int(manifest["dim"]))
+
+
 def _loaded_identity(settings: Any) -> str | None:
     from indexer.lifecycle import model_identity_of
 
@@ -86,7 +97,7 @@ def _run_create(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     es = settings.es_client()
-    spec = spec_for(es, _load_encoder(settings), _vectors(args), _synonyms(args), "create")
+    spec = spec_for(es, _model_facts(settings), _vectors(args), _synonyms(args), "create")
     _print({"index": create_index(es, settings.products_alias, spec), "analyzer": spec.analysis.name})
     return 0
 
@@ -116,20 +127,11 @@ def _run_build(args: argparse.Namespace) -> int:
 
 def _run_validate(args: argparse.Namespace) -> int:
     from indexer.lifecycle import alias_targets, validate
-    from mappings import ModelFacts
 
     settings = _settings(args)
     es = settings.es_client()
     index = args.index or _single_target(alias_targets(es, settings.products_alias), settings.products_alias)
-    model = None
-    if settings.model_dir is not None:
-        from onnx_models.manifest import read_manifest
-
-        manifest, _ = read_manifest(_model_dir(settings), verify_files=False)
-        from indexer.lifecycle import model_identity_of
-
-        model = ModelFacts(identity=model_identity_of(settings.model_dir), name=str(manifest["name"]),
-                           dim=int(manifest["dim"]))
+    model = _model_facts(settings) if settings.model_dir is not None else None
     catalog = _catalog(args) if (args.catalog or args.catalog_config) else None
     report = validate(es, index, catalog=catalog, expected_docs=args.expected_docs, model=model,
                       min_image_coverage=args.min_image_coverage)

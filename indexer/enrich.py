@@ -128,7 +128,7 @@ def enrich(es: Any, encoder: Any, config: EnrichConfig, *, state_dir: Path,
          "create enriched index", index=target)
 
     blocked = False
-    if config.replace_legacy:
+    if direct and config.replace_legacy:
         # The legacy index will be deleted: a write landing after the copy would be lost.
         _api(lambda: es.indices.put_settings(index=legacy, settings={"index.blocks.write": True}),
              "block writes on legacy index", index=legacy)

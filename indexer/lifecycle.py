@@ -133,14 +133,15 @@ def create_index(es: Any, alias: str, spec: IndexSpec, name: str | None = None) 
     return name
 
 
-def spec_for(es: Any, encoder: Any, vectors: VectorConfig, synonyms: tuple[str, ...] | None,
+def spec_for(es: Any, model: Any, vectors: VectorConfig, synonyms: tuple[str, ...] | None,
              source: str, capabilities: Any = None) -> IndexSpec:
     if capabilities is None:
         from mmsearch.capabilities import detect_capabilities
 
         capabilities = detect_capabilities(es)
     analysis = AnalysisConfig.for_cluster(capabilities, synonyms)
-    return IndexSpec(model=ModelFacts.from_encoder(encoder), analysis=analysis, vectors=vectors, source=source)
+    facts = model if isinstance(model, ModelFacts) else ModelFacts.from_encoder(model)
+    return IndexSpec(model=facts, analysis=analysis, vectors=vectors, source=source)
 
 
 def image_source(catalog: CatalogConfig) -> ImageSource:
