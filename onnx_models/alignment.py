@@ -51,8 +51,14 @@ def load_backbones(cfg: TrainConfig) -> Backbones:
     )
 
 
+def label_vocab(records: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Class indices for the auxiliary losses, from the training split only."""
+    return {name: {v: i for i, v in enumerate(sorted({str(r.get(field) or "") for r in records} - {""}))}
+            for name, field in (("type", "article_type"), ("colour", "base_colour"))}
+
+
 def split_features(records: list[dict[str, Any]], catalog_dir: Path, bb: Backbones, cfg: TrainConfig,
-                   cache_dir: Path, with_flip: bool) -> Features:
+                   cache_dir: Path, with_flip: bool, vocab: dict[str, dict[str, int]] | None = None) -> Features:
     texts = [cfg.template.render(r) for r in records]
     ids = [r["id"] for r in records]
     paths = [Path(catalog_dir) / r["image"] for r in records]
@@ -60,6 +66,7 @@ def split_features(records: list[dict[str, Any]], catalog_dir: Path, bb: Backbon
         kind="text", model=bb.text_id, max_length=cfg.max_length)))
     image_key = dict(kind="image", model=bb.image_id, spec=bb.spec.to_dict(), catalog=str(catalog_dir))
     image = image_features(bb.image, bb.spec, ids, paths, FeatureStore(cache_dir, config_key(**image_key)))
+    branches: tuple[int, ...] = (image.shape[1],)
     flipped = None
     if with_flip:
         flipped = image_features(bb.image, bb.spec, ids, paths,
@@ -67,10 +74,15 @@ def split_features(records: list[dict[str, Any]], catalog_dir: Path, bb: Backbon
     if cfg.colour is not None:
         colour = colour_features(cfg.colour, bb.spec, ids, paths, FeatureStore(cache_dir, config_key(
             kind="colour", cfg=cfg.colour.to_dict(), spec=bb.spec.to_dict(), catalog=str(catalog_dir))))
+        branches = (image.shape[1], colour.shape[1])
         image = np.concatenate([image, colour], axis=1)
         if flipped is not None:
             flipped = np.concatenate([flipped, colour], axis=1)  # a histogram is flip-invariant
-    return Features(text=text, image=image, image_flipped=flipped)
+    labels = None
+    if vocab:
+        labels = {name: np.array([mapping.get(str(r.get(field) or ""), -100) for r in records], dtype=np.int64)
+                  for (name, mapping), field in zip(vocab.items(), ("article_type", "base_colour"))}
+    return Features(text=text, image=image, image_flipped=flipped, image_branches=branches, labels=labels)
 
 
 def _subset(records: list[dict[str, Any]], limit: int | None, seed: int) -> list[dict[str, Any]]:
@@ -99,7 +111,8 @@ def train_alignment(catalog_dir: Path, cfg: TrainConfig, cache_dir: Path,
     test = _subset(splits["test"], cfg.max_eval_pairs, cfg.seed)
     bb = backbones or load_backbones(cfg)
     feats = {
-        "train": split_features(train, catalog_dir, bb, cfg, cache_dir, with_flip=cfg.flip_augment),
+        "train": split_features(train, catalog_dir, bb, cfg, cache_dir, with_flip=cfg.flip_augment,
+                                vocab=label_vocab(train) if cfg.aux_weight > 0 else None),
         "val": split_features(val, catalog_dir, bb, cfg, cache_dir, with_flip=False),
     }
     heads = train_heads(feats["train"], feats["val"], cfg)

@@ -13,17 +13,28 @@ HEAD_KINDS = ("linear", "mlp")
 
 
 class ProjectionHead(nn.Module):
-    """LayerNorm -> (Linear | MLP) -> L2 normalise.
+    """Per-branch LayerNorm -> (Linear | MLP) -> L2 normalise.
 
-    The input LayerNorm puts backbone features and the colour histogram (very
-    different scales) on one footing before they are mixed.
+    ``branches`` splits the input (e.g. 1280 backbone dims + 129 colour-histogram
+    dims). Each branch gets its own LayerNorm and a gain; without it a small
+    branch can be drowned by a large one under a shared norm (the colour study
+    in docs/alignment.md measures this).
     """
 
-    def __init__(self, in_dim: int, out_dim: int, kind: str = "mlp", hidden: int = 1024, dropout: float = 0.1) -> None:
+    def __init__(self, in_dim: int, out_dim: int, kind: str = "mlp", hidden: int = 1024, dropout: float = 0.1,
+                 branches: tuple[int, ...] | None = None, branch_gains: tuple[float, ...] | None = None) -> None:
         super().__init__()
         if kind not in HEAD_KINDS:
             raise ValueError(f"head kind must be one of {HEAD_KINDS}")
-        self.norm = nn.LayerNorm(in_dim)
+        branches = branches or (in_dim,)
+        if sum(branches) != in_dim:
+            raise ValueError(f"branches {branches} do not add up to in_dim {in_dim}")
+        gains = branch_gains or tuple(1.0 for _ in branches)
+        if len(gains) != len(branches):
+            raise ValueError("one gain per branch")
+        self.branches = tuple(int(b) for b in branches)
+        self.norms = nn.ModuleList(nn.LayerNorm(b) for b in self.branches)
+        self.register_buffer("gains", torch.tensor(gains, dtype=torch.float32))
         if kind == "linear":
             self.proj: nn.Module = nn.Linear(in_dim, out_dim)
         else:
@@ -31,7 +42,13 @@ class ProjectionHead(nn.Module):
                                       nn.Linear(hidden, out_dim))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.proj(self.norm(features)), dim=-1)
+        if len(self.branches) == 1:
+            normed = self.norms[0](features)
+        else:
+            parts = torch.split(features, self.branches, dim=-1)
+            normed = torch.cat([norm(part) * self.gains[i] for i, (norm, part) in enumerate(zip(self.norms, parts))],
+                               dim=-1)
+        return F.normalize(self.proj(normed), dim=-1)
 
 
 class Tower(nn.Module):

@@ -59,6 +59,19 @@ def label_precision(queries: np.ndarray, gallery: np.ndarray, query_labels: Sequ
     return float(np.concatenate(hits).mean())
 
 
+def label_precision_ceiling(labels: Sequence[object], k: int = 10, exclude_self: bool = False) -> float:
+    """Best achievable mean P@k: a label with fewer than k gallery items caps its queries' precision.
+
+    Small galleries have small label buckets, so P@10 is not comparable across
+    gallery sizes without this number next to it.
+    """
+    counts: dict[object, int] = {}
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    own = 1 if exclude_self else 0
+    return float(np.mean([min(k, counts[label] - own) / k for label in labels]))
+
+
 def retrieval_report(text_emb: np.ndarray, image_emb: np.ndarray, types: Sequence[str],
                      colours: Sequence[str]) -> dict[str, float]:
     """The full table reported in docs/alignment.md, for one held-out gallery."""
@@ -73,6 +86,8 @@ def retrieval_report(text_emb: np.ndarray, image_emb: np.ndarray, types: Sequenc
     report["i2i_P@10_type"] = label_precision(image_emb, image_emb, types, types, exclude_self=True)
     report["i2i_P@10_type_colour"] = label_precision(image_emb, image_emb, type_colour, type_colour,
                                                      exclude_self=True)
+    report["t2i_P@10_type_colour_ceiling"] = label_precision_ceiling(type_colour)
+    report["i2i_P@10_type_colour_ceiling"] = label_precision_ceiling(type_colour, exclude_self=True)
     return report
 
 

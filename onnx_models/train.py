@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 from tqdm import tqdm
 
 from onnx_models.backbones import LITE_SIZES, ColourConfig
@@ -28,6 +29,9 @@ class TrainConfig:
     resize_mode: str = "pad"
     colour: ColourConfig | None = field(default_factory=ColourConfig)
     flip_augment: bool = True  # hflip view of each training image (features cached too)
+    colour_branch_norm: bool = True  # own LayerNorm (+ gain) for the colour histogram dims
+    colour_gain: float = 1.0
+    aux_weight: float = 0.0  # auxiliary type/colour classification on both towers' embeddings
     dim: int = 256
     head: str = "mlp"
     hidden: int = 1024
@@ -63,6 +67,8 @@ class TrainConfig:
             raise ValueError("init_temperature must be in (0, 1)")
         if self.max_train_pairs is not None and self.max_train_pairs < self.batch_size:
             raise ValueError("max_train_pairs must be >= batch_size")
+        if self.colour_gain <= 0 or self.aux_weight < 0:
+            raise ValueError("need colour_gain > 0 and aux_weight >= 0")
         if self.max_eval_pairs is not None and self.max_eval_pairs < 10:
             raise ValueError("max_eval_pairs must be >= 10")
 
@@ -80,6 +86,8 @@ class Features:
     text: np.ndarray
     image: np.ndarray
     image_flipped: np.ndarray | None = None
+    image_branches: tuple[int, ...] | None = None  # e.g. (1280, 129): backbone dims, colour dims
+    labels: dict[str, np.ndarray] | None = None  # class index per row (-100 = unknown), for aux_weight
 
     def __post_init__(self) -> None:
         if len(self.text) != len(self.image):
@@ -112,9 +120,17 @@ def train_heads(train: Features, val: Features, cfg: TrainConfig) -> TrainedHead
     """Early stopping on validation mean exact-item R@10 (both directions)."""
     seed_everything(cfg.seed)
     text_head = ProjectionHead(train.text.shape[1], cfg.dim, cfg.head, cfg.hidden, cfg.dropout)
-    image_head = ProjectionHead(train.image.shape[1], cfg.dim, cfg.head, cfg.hidden, cfg.dropout)
+    branches = train.image_branches if cfg.colour_branch_norm else None
+    gains = (1.0, cfg.colour_gain) if branches and len(branches) == 2 else None
+    image_head = ProjectionHead(train.image.shape[1], cfg.dim, cfg.head, cfg.hidden, cfg.dropout,
+                                branches=branches, branch_gains=gains)
     scale = LogitScale(cfg.init_temperature)
-    params = [*text_head.parameters(), *image_head.parameters()]
+    # Auxiliary classifiers exist only during training; they are not exported.
+    aux = torch.nn.ModuleDict()
+    if cfg.aux_weight > 0 and train.labels:
+        for name, values in train.labels.items():
+            aux[name] = torch.nn.Linear(cfg.dim, int(values.max()) + 1)
+    params = [*text_head.parameters(), *image_head.parameters(), *aux.parameters()]
     groups: list[dict[str, Any]] = [{"params": params, "weight_decay": cfg.weight_decay}]
     if cfg.learn_temperature:
         groups.append({"params": list(scale.parameters()), "weight_decay": 0.0})
@@ -125,6 +141,7 @@ def train_heads(train: Features, val: Features, cfg: TrainConfig) -> TrainedHead
     text_t = torch.from_numpy(train.text)
     image_t = torch.from_numpy(train.image)
     flipped_t = torch.from_numpy(train.image_flipped) if train.image_flipped is not None else None
+    labels_t = {k: torch.from_numpy(v.astype(np.int64)) for k, v in (train.labels or {}).items()}
     generator = torch.Generator().manual_seed(cfg.seed)
     best: tuple[float, int, dict[str, Any]] = (-1.0, -1, {})
     history: list[dict[str, float]] = []
@@ -140,7 +157,14 @@ def train_heads(train: Features, val: Features, cfg: TrainConfig) -> TrainedHead
             if flipped_t is not None:
                 use_flip = torch.rand(len(idx), generator=generator) < 0.5
                 images = torch.where(use_flip[:, None], flipped_t[idx], images)
-            loss = alignment_loss(cfg.loss, text_head(text_t[idx]), image_head(images), scale())
+            text_emb, image_emb = text_head(text_t[idx]), image_head(images)
+            loss = alignment_loss(cfg.loss, text_emb, image_emb, scale())
+            for name, classifier in aux.items():
+                target = labels_t[name][idx]
+                # logits scaled by 10: embeddings are unit vectors, the classifier needs a sharp softmax
+                loss = loss + cfg.aux_weight * 0.5 * (
+                    F.cross_entropy(10 * classifier(text_emb), target, ignore_index=-100)
+                    + F.cross_entropy(10 * classifier(image_emb), target, ignore_index=-100))
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()

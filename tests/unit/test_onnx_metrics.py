@@ -62,3 +62,12 @@ def test_mean_pairwise_cosine_detects_collapse() -> None:
     collapsed /= np.linalg.norm(collapsed, axis=1, keepdims=True)
     assert abs(mean_pairwise_cosine(spread)) < 0.05
     assert mean_pairwise_cosine(collapsed) > 0.99
+
+
+def test_label_precision_ceiling() -> None:
+    from onnx_models.metrics import label_precision_ceiling
+
+    labels = ["a"] * 20 + ["b"] * 5
+    # "a" queries can fill all 10 slots; "b" queries at most 5 (4 without self)
+    assert label_precision_ceiling(labels) == pytest.approx((20 * 1.0 + 5 * 0.5) / 25)
+    assert label_precision_ceiling(labels, exclude_self=True) == pytest.approx((20 * 1.0 + 5 * 0.4) / 25)
