@@ -1,0 +1,230 @@
+"""Score fusion: pure functions, no I/O.
+
+A *leg* is one ranked result list (BM25, a kNN leg, ...): ``[(doc_id, raw_score), ...]``
+best first. Fusion turns several legs into one ranking and, for every document,
+an explanation of how its fused score was made, such that the per-leg
+contributions add up exactly to the fused score.
+
+Methods
+- ``rrf``: sum over legs of ``weight / (k + rank)`` (rank from 1). A doc absent
+  from a leg gets nothing from it.
+- ``linear``: normalise each leg's scores (min-max, z-score, L2, DBSF or none),
+  then combine the per-leg normalised scores with weights by an arithmetic,
+  geometric or harmonic mean, at parity with OpenSearch's normalization
+  processor: weights are normalised to sum to 1, a doc absent from a leg
+  contributes 0 to the arithmetic mean and is skipped (with its weight) in the
+  geometric and harmonic means, and scores of 0 are skipped in those means too.
+
+Ties are broken by the order of first appearance across legs (leg order, then
+rank), so the output is deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+Leg = Sequence[tuple[str, float]]
+
+NORMALIZATIONS = ("min_max", "z_score", "l2", "dbsf", "none")
+COMBINATIONS = ("arithmetic", "geometric", "harmonic")
+METHODS = ("rrf", "linear")
+
+#: Min-max of a leg whose scores are all equal (a single hit, or ties) is 0/0.
+#: ES's linear retriever historically turned that into 0 and dropped the leg's
+#: only hit to the bottom; a lone hit is the leg's best, so it gets 1.0.
+SINGLE_VALUE_NORMALIZED = 1.0
+#: OpenSearch floors normalised scores at this value so a leg's worst hit is not
+#: erased from a geometric/harmonic mean; we do the same for min-max.
+MIN_MAX_FLOOR = 0.001
+
+
+@dataclass(frozen=True)
+class LegContribution:
+    rank: int
+    raw_score: float
+    normalized: float
+    weight: float
+    contribution: float
+
+
+@dataclass
+class FusedHit:
+    doc_id: str
+    score: float
+    legs: dict[str, LegContribution] = field(default_factory=dict)
+
+
+def _check_legs(legs: Mapping[str, Leg], weights: Mapping[str, float] | None) -> dict[str, float]:
+    weights = dict(weights or {})
+    for name in legs:
+        weights.setdefault(name, 1.0)
+    for name, weight in weights.items():
+        if not isinstance(weight, (int, float)) or math.isnan(weight) or weight < 0:
+            raise ValueError(f"leg weight must be a non-negative number: {name}={weight!r}")
+    return {name: float(weights[name]) for name in legs}
+
+
+def _dedupe(leg: Leg) -> list[tuple[str, float]]:
+    """Keep a doc's first (best) occurrence in a leg."""
+    seen: set[str] = set()
+    out = []
+    for doc_id, score in leg:
+        if doc_id not in seen:
+            seen.add(doc_id)
+            out.append((doc_id, float(score)))
+    return out
+
+
+# --- normalisation -------------------------------------------------------------------
+
+
+def normalize(scores: Sequence[float], method: str, bounds: tuple[float, float] | None = None) -> list[float]:
+    """Normalise one leg's raw scores."""
+    if method not in NORMALIZATIONS:
+        raise ValueError(f"unknown normalization {method!r}; choose from {NORMALIZATIONS}")
+    values = [float(s) for s in scores]
+    if not values or method == "none":
+        return values
+    if method == "min_max":
+        low, high = bounds if bounds is not None else (min(values), max(values))
+        if high < low:
+            raise ValueError("min-max bounds must satisfy low <= high")
+        if high == low:
+            return [SINGLE_VALUE_NORMALIZED] * len(values)
+        return [max(MIN_MAX_FLOOR, min(1.0, (v - low) / (high - low))) for v in values]
+    if method == "l2":
+        norm = math.sqrt(sum(v * v for v in values))
+        return [v / norm if norm > 0 else SINGLE_VALUE_NORMALIZED for v in values]
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+    if method == "z_score":
+        return [(v - mean) / std if std > 0 else 0.0 for v in values]
+    # dbsf: distribution-based score fusion, min-max within mean +- 3 sigma, clipped.
+    if std == 0:
+        return [SINGLE_VALUE_NORMALIZED] * len(values)
+    low, high = mean - 3 * std, mean + 3 * std
+    return [min(1.0, max(0.0, (v - low) / (high - low))) for v in values]
+
+
+# --- fusion --------------------------------------------------------------------------
+
+
+def _order_of_appearance(legs: Mapping[str, list[tuple[str, float]]]) -> dict[str, int]:
+    order: dict[str, int] = {}
+    for leg in legs.values():
+        for doc_id, _ in leg:
+            order.setdefault(doc_id, len(order))
+    return order
+
+
+def _finish(scores: dict[str, float], parts: dict[str, dict[str, LegContribution]],
+            order: dict[str, int]) -> list[FusedHit]:
+    ranked = sorted(scores, key=lambda d: (-scores[d], order[d]))
+    return [FusedHit(doc_id=d, score=scores[d], legs=parts[d]) for d in ranked]
+
+
+def rrf(legs: Mapping[str, Leg], weights: Mapping[str, float] | None = None, k: int = 60) -> list[FusedHit]:
+    """Weighted reciprocal rank fusion: ``sum_leg weight / (k + rank)``."""
+    if k < 0:
+        raise ValueError("rrf k must be >= 0")
+    clean = {name: _dedupe(leg) for name, leg in legs.items()}
+    leg_weights = _check_legs(clean, weights)
+    scores: dict[str, float] = {}
+    parts: dict[str, dict[str, LegContribution]] = {}
+    for name, leg in clean.items():
+        for rank, (doc_id, raw) in enumerate(leg, start=1):
+            reciprocal = 1.0 / (k + rank)
+            contribution = leg_weights[name] * reciprocal
+            scores[doc_id] = scores.get(doc_id, 0.0) + contribution
+            parts.setdefault(doc_id, {})[name] = LegContribution(rank, raw, reciprocal, leg_weights[name],
+                                                                 contribution)
+    return _finish(scores, parts, _order_of_appearance(clean))
+
+
+def linear(legs: Mapping[str, Leg], weights: Mapping[str, float] | None = None, normalization: str = "min_max",
+           combination: str = "arithmetic",
+           bounds: Mapping[str, tuple[float, float]] | None = None) -> list[FusedHit]:
+    """Normalise each leg, then combine with a weighted arithmetic/geometric/harmonic mean.
+
+    The per-leg ``contribution`` values always add up to the fused score: for the
+    arithmetic mean they are its exact terms; for the geometric and harmonic
+    means (not sums) the fused score is attributed to legs in proportion to
+    ``weight * normalized``.
+    """
+    if combination not in COMBINATIONS:
+        raise ValueError(f"unknown combination {combination!r}; choose from {COMBINATIONS}")
+    clean = {name: _dedupe(leg) for name, leg in legs.items()}
+    leg_weights = _check_legs(clean, weights)
+    total_weight = sum(leg_weights.values())
+    if total_weight == 0:
+        raise ValueError("at least one leg needs a positive weight")
+    normalized: dict[str, dict[str, tuple[int, float, float]]] = {}
+    for name, leg in clean.items():
+        leg_bounds = (bounds or {}).get(name)
+        values = normalize([score for _, score in leg], normalization, leg_bounds)
+        normalized[name] = {doc_id: (rank, raw, value)
+                            for rank, ((doc_id, raw), value) in enumerate(zip(leg, values), start=1)}
+    order = _order_of_appearance(clean)
+    scores: dict[str, float] = {}
+    parts: dict[str, dict[str, LegContribution]] = {}
+    for doc_id in order:
+        present = {name: normalized[name][doc_id] for name in clean if doc_id in normalized[name]}
+        if combination == "arithmetic":
+            # A leg that did not return the doc counts as 0 with its full weight (OpenSearch parity).
+            score = sum(leg_weights[n] * v for n, (_, _, v) in present.items()) / total_weight
+            shares = {n: leg_weights[n] * v / total_weight for n, (_, _, v) in present.items()}
+        else:
+            usable = {n: v for n, (_, _, v) in present.items() if v > 0 and leg_weights[n] > 0}
+            weight_sum = sum(leg_weights[n] for n in usable)
+            if not usable or weight_sum == 0:
+                score = 0.0
+            elif combination == "geometric":
+                score = math.exp(sum(leg_weights[n] * math.log(v) for n, v in usable.items()) / weight_sum)
+            else:
+                score = weight_sum / sum(leg_weights[n] / v for n, v in usable.items())
+            mass = sum(leg_weights[n] * v for n, v in usable.items())
+            shares = {n: (score * leg_weights[n] * usable[n] / mass if n in usable and mass > 0 else 0.0)
+                      for n in present}
+        scores[doc_id] = score
+        parts[doc_id] = {n: LegContribution(rank, raw, value, leg_weights[n], shares[n])
+                         for n, (rank, raw, value) in present.items()}
+    return _finish(scores, parts, order)
+
+
+def fuse(legs: Mapping[str, Leg], method: str = "rrf", weights: Mapping[str, float] | None = None,
+         rrf_k: int = 60, normalization: str = "min_max", combination: str = "arithmetic",
+         bounds: Mapping[str, tuple[float, float]] | None = None) -> list[FusedHit]:
+    """One entry point for every method; legs with no hits are simply empty lists."""
+    if method == "rrf":
+        return rrf(legs, weights, rrf_k)
+    if method == "linear":
+        return linear(legs, weights, normalization, combination, bounds)
+    raise ValueError(f"unknown fusion method {method!r}; choose from {METHODS}")
+
+
+def paginate(hits: Sequence[FusedHit], offset: int, size: int) -> list[FusedHit]:
+    """A page of the fused list. Depth per leg is fixed, so every page slices the same list:
+    no duplicates and no gaps between pages."""
+    if offset < 0 or size < 0:
+        raise ValueError("offset and size must be >= 0")
+    return list(hits[offset:offset + size])
+
+
+def facet_counts(sources: Sequence[Mapping[str, object]], fields: Sequence[str],
+                 size: int = 10) -> dict[str, list[tuple[str, int]]]:
+    """Terms facets over the fused candidate set (not one leg): counts, most frequent first,
+    ties alphabetical so the output is deterministic."""
+    out: dict[str, list[tuple[str, int]]] = {}
+    for name in fields:
+        counts: dict[str, int] = {}
+        for source in sources:
+            value = source.get(name)
+            for item in value if isinstance(value, list) else [value]:
+                if item is None or item == "":
+                    continue
+                key = str(item)
+                counts[key] = counts.get(key, 0) + 1
+        out[name] = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:size]
+    return out
