@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -197,6 +198,10 @@ def parse_bulk_item(ok: bool, item: Mapping[str, Any]) -> BulkOutcome:
                        reason=reason)
 
 
+# The main thread and the bulk senders both count failures; += on an attribute is not atomic.
+_COUNTER_LOCK = threading.Lock()
+
+
 @dataclass
 class BuildSummary:
     """Counters of one run. ``failed`` are records that are not in the index; ``image_failed`` are in it
@@ -222,8 +227,11 @@ class BuildSummary:
         return round(self.indexed / self.seconds, 1) if self.seconds > 0 else 0.0
 
     def note_failure(self, reason: str) -> None:
+        """Count one record that is not in the index (callable from any pipeline thread)."""
         key = reason.split(":")[0][:60]
-        self.failure_reasons[key] = self.failure_reasons.get(key, 0) + 1
+        with _COUNTER_LOCK:
+            self.failed += 1
+            self.failure_reasons[key] = self.failure_reasons.get(key, 0) + 1
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -115,7 +115,6 @@ def prepare_catalog(items: Iterable[CatalogItem], catalog: CatalogConfig, summar
     for item in items:
         summary.read += 1
         if not item.ok:
-            summary.failed += 1
             summary.note_failure(item.error or "unreadable record")
             dead.write(position=item.position, stage="read", reason=item.error or "unreadable record", raw=item.raw)
             continue
@@ -123,7 +122,6 @@ def prepare_catalog(items: Iterable[CatalogItem], catalog: CatalogConfig, summar
         try:
             doc = normalise_record(item.record, catalog)
         except BadRecordError as exc:
-            summary.failed += 1
             summary.note_failure(exc.message)
             dead.write(position=item.position, stage="validate", reason=str(exc),
                        raw=json.dumps(item.record, default=str)[:2000])
@@ -212,7 +210,6 @@ class _Sender(threading.Thread):
                         self.summary.indexed += 1
                         self.summary.with_image_vector += int(has_image)
                     else:
-                        self.summary.failed += 1
                         self.summary.note_failure(outcome.reason or "bulk")
                         self.dead.write(position=position, stage="bulk", doc_id=outcome.doc_id,
                                         reason=f"status {outcome.status}: {outcome.reason}")
@@ -291,7 +288,6 @@ def run_pipeline(es: Any, encoder: Any, docs: Iterable[Prepared], index: str, im
         for j, i in enumerate(keep):
             item = batch[i]
             if text_errors[j] is not None:
-                summary.failed += 1
                 summary.note_failure("text encoding failed")
                 dead.write(position=item.position, stage="encode", doc_id=item.doc_id,
                            reason=f"text encoding failed: {text_errors[j]}")
