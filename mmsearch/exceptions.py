@@ -81,7 +81,9 @@ class ImageDecodeError(ModelError):
 
 
 class EncoderUnavailableError(ModelError):
-    """The encoder failed or timed out for this request; callers degrade to BM25."""
+    """The encoder failed or timed out and no other leg can answer the request."""
+
+    http_status = 503
 
 
 # --- indexing ---------------------------------------------------------------------

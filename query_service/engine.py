@@ -1,0 +1,289 @@
+"""Hybrid search: encode the query, run every leg in one ``_msearch``, fuse, explain.
+
+``SearchEngine.search`` is the one code path behind ``/search``, the proxy, the
+A/B variants and offline evaluation. The pure pieces (query bodies, fusion,
+pagination, facets) live in ``queries`` and ``fusion``; this module holds the
+I/O around them and the degradation rules:
+
+- an encoder failure or timeout drops that modality's vector legs and says so
+  in ``degraded`` (BM25 still answers a text query);
+- a leg that errors in ES is dropped and named in ``degraded``;
+- ES unreachable raises ``ClusterUnavailableError`` (the app answers 503).
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mmsearch.exceptions import (
+    ClusterError,
+    ClusterUnavailableError,
+    EncoderUnavailableError,
+    ImageDecodeError,
+    MMSearchError,
+)
+from query_service import queries
+from query_service.fusion import FusedHit, facet_counts, fuse, paginate
+from query_service.ranking import LEGS, MAX_NUM_CANDIDATES, RankingConfig, SearchRequest
+
+__all__ = ["EngineOptions", "LegRun", "RankingConfig", "SearchEngine", "SearchRequest"]
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    encoder_timeout_s: float = 2.0
+    leg_timeout_ms: int = 2000
+    #: Largest filtered set we brute-force in Python when kNN cannot return k (no painless).
+    exact_limit: int = 10_000
+    escalation_factor: int = 4
+
+    def __post_init__(self) -> None:
+        if self.encoder_timeout_s <= 0 or self.leg_timeout_ms <= 0:
+            raise ValueError("timeouts must be positive")
+        if self.escalation_factor < 2:
+            raise ValueError("escalation_factor must be >= 2")
+
+
+@dataclass
+class LegRun:
+    """Raw leg results before fusion (also what offline tuning caches)."""
+
+    legs: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)
+    degraded: list[str] = field(default_factory=list)
+    took_ms: dict[str, float] = field(default_factory=dict)
+    leg_took_ms: dict[str, float] = field(default_factory=dict)
+    guaranteed_k: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000.0, 3)
+
+
+class SearchEngine:
+    def __init__(self, es: Any, encoder: Any, settings: Any, capabilities: Any = None,
+                 options: EngineOptions | None = None, index: str | None = None) -> None:
+        self.es = es
+        self.encoder = encoder
+        self.settings = settings
+        self.capabilities = capabilities
+        self.options = options or EngineOptions()
+        self.index = index or settings.products_alias
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="encode")
+
+    # -- encoding -----------------------------------------------------------------------
+
+    def _encode(self, what: str, call: Any, degraded: list[str]) -> np.ndarray | None:
+        if self.encoder is None:
+            degraded.append(f"{what}: no model loaded")
+            return None
+        future = self._pool.submit(call)
+        try:
+            return future.result(timeout=self.options.encoder_timeout_s)
+        except FutureTimeout:
+            degraded.append(f"{what}: encoder timed out after {self.options.encoder_timeout_s:g}s")
+        except ImageDecodeError:
+            raise  # bad input, not a broken encoder: the client gets a 400
+        except Exception as exc:  # any encoder fault degrades instead of failing the request
+            degraded.append(f"{what}: encoder failed: {type(exc).__name__}: {str(exc)[:200]}")
+        return None
+
+    def encode(self, request: SearchRequest, ranking: RankingConfig,
+               degraded: list[str]) -> dict[str, np.ndarray]:
+        wanted = {LEGS[leg][0] for leg in self.active_legs(request, ranking) if LEGS[leg][1]}
+        vectors: dict[str, np.ndarray] = {}
+        if "text" in wanted and request.text:
+            texts = [request.text] + ([request.negative_text] if request.negative_text else [])
+            encoded = self._encode("text_vector", lambda: self.encoder.encode_texts(texts), degraded)
+            if encoded is not None:
+                negative = encoded[1] if len(encoded) > 1 else None
+                vectors["text"] = queries.combine_query_vector(encoded[0], negative, ranking.negative_weight)
+        if "image" in wanted and request.image is not None:
+            if self.encoder is not None:
+                self.encoder.load_image(request.image)  # decode errors are the client's: raise before degrading
+            encoded = self._encode("image_vector", lambda: self.encoder.encode_images([request.image]), degraded)
+            if encoded is not None:
+                vectors["image"] = encoded[0]
+        return vectors
+
+    # -- legs -----------------------------------------------------------------------------
+
+    @staticmethod
+    def active_legs(request: SearchRequest, ranking: RankingConfig) -> dict[str, float]:
+        """Leg -> effective weight (variant weight x modality weight); zero-weight legs are skipped."""
+        modality_weight = {"text": request.text_weight, "image": request.image_weight}
+        active = {}
+        for leg, weight in ranking.legs.items():
+            modality = LEGS[leg][0]
+            effective = weight * modality_weight[modality]
+            if effective > 0 and modality in request.modalities:
+                active[leg] = effective
+        return active
+
+    def _leg_bodies(self, request: SearchRequest, ranking: RankingConfig, weights: dict[str, float],
+                    vectors: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
+        bodies = {}
+        timeout = self.options.leg_timeout_ms
+        for leg in weights:
+            modality, field_name = LEGS[leg]
+            if field_name is None:
+                bodies[leg] = queries.bm25_body(request.text or "", ranking, request.filters, request.negative_text,
+                                                timeout_ms=timeout)
+            elif modality in vectors:
+                bodies[leg] = queries.knn_body(field_name, vectors[modality], ranking, request.filters,
+                                               timeout_ms=timeout)
+        return bodies
+
+    def _msearch(self, bodies: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        from elasticsearch import ApiError, NotFoundError, TransportError
+
+        try:
+            response = self.es.msearch(searches=queries.msearch_payload(self.index, list(bodies.values())),
+                                       request_timeout=self.options.leg_timeout_ms / 1000.0 + 5)
+        except NotFoundError as exc:
+            raise ClusterUnavailableError("the product alias does not exist yet", index=self.index) from exc
+        except ApiError as exc:
+            raise ClusterError("Elasticsearch rejected the search", index=self.index, error=str(exc)[:300]) from exc
+        except TransportError as exc:
+            raise ClusterUnavailableError("Elasticsearch is unreachable", error=str(exc)[:300]) from exc
+        return list(response.body["responses"] if hasattr(response, "body") else response["responses"])
+
+    def run_legs(self, request: SearchRequest, ranking: RankingConfig) -> LegRun:
+        run = LegRun()
+        start = time.perf_counter()
+        weights = self.active_legs(request, ranking)
+        vectors = self.encode(request, ranking, run.degraded)
+        run.took_ms["encode"] = _ms(start)
+        bodies = self._leg_bodies(request, ranking, weights, vectors)
+        run.weights = {leg: weights[leg] for leg in bodies}
+        if not bodies:
+            raise EncoderUnavailableError("no leg can answer this request", degraded=run.degraded)
+        es_start = time.perf_counter()
+        for leg, response in zip(bodies, self._msearch(bodies)):
+            if "error" in response:
+                reason = response["error"].get("reason") if isinstance(response["error"], dict) else response["error"]
+                run.degraded.append(f"leg:{leg}: {str(reason)[:200]}")
+                run.weights.pop(leg, None)
+                continue
+            if response.get("timed_out"):
+                run.degraded.append(f"leg:{leg}: timed out after {self.options.leg_timeout_ms}ms (partial results)")
+            ranked, sources = queries.parse_leg_response(response)
+            run.legs[leg] = ranked
+            run.sources.update(sources)
+            run.leg_took_ms[leg] = float(response.get("took", 0))
+        if request.filters:
+            self._guarantee_k(request, ranking, vectors, run)
+        run.took_ms["es"] = _ms(es_start)
+        return run
+
+    # -- guaranteed k under filters -------------------------------------------------------
+
+    def _guarantee_k(self, request: SearchRequest, ranking: RankingConfig, vectors: dict[str, np.ndarray],
+                     run: LegRun) -> None:
+        """A filtered kNN leg must return min(depth, matching docs) hits: escalate, then go exact."""
+        for leg, ranked in list(run.legs.items()):
+            modality, field_name = LEGS[leg]
+            if field_name is None or len(ranked) >= ranking.depth or modality not in vectors:
+                continue
+            filter_query = {"bool": {"filter": queries.filter_clauses(request.filters)
+                                     + [{"exists": {"field": field_name}}]}}
+            matching = int(self.es.count(index=self.index, query=filter_query)["count"])
+            needed = min(ranking.depth, matching)
+            if len(ranked) >= needed:
+                continue
+            record: dict[str, Any] = {"leg": leg, "returned": len(ranked), "needed": needed, "strategy": None}
+            num_candidates = ranking.num_candidates
+            while len(ranked) < needed and num_candidates < MAX_NUM_CANDIDATES:
+                num_candidates = min(MAX_NUM_CANDIDATES, num_candidates * self.options.escalation_factor)
+                body = queries.knn_body(field_name, vectors[modality], ranking, request.filters, num_candidates)
+                ranked, sources = queries.parse_leg_response(self._search(body))
+                run.sources.update(sources)
+                record["strategy"] = f"num_candidates={num_candidates}"
+            if len(ranked) < needed:
+                ranked = self._exact(field_name, vectors[modality], request, ranking, matching, run)
+                record["strategy"] = "exact"
+            record["returned_after"] = len(ranked)
+            run.legs[leg] = ranked
+            run.guaranteed_k.append(record)
+
+    def _exact(self, field_name: str, vector: np.ndarray, request: SearchRequest, ranking: RankingConfig,
+               matching: int, run: LegRun) -> list[tuple[str, float]]:
+        if self.capabilities is not None and getattr(self.capabilities, "painless", False):
+            body = queries.exact_script_body(field_name, vector, request.filters, ranking.depth)
+            ranked, sources = queries.parse_leg_response(self._search(body))
+            run.sources.update(sources)
+            return ranked
+        if matching > self.options.exact_limit:
+            run.degraded.append(f"exact:{field_name}: {matching} filtered docs exceed the exact-search limit")
+            return []
+        body = queries.exact_fetch_body(field_name, request.filters, matching)
+        hits = self._search(body)["hits"]["hits"]
+        ranked = queries.rank_by_cosine(vector, hits, field_name, ranking.depth)
+        for doc_id, _, source in ranked:
+            run.sources.setdefault(doc_id, source)
+        return [(doc_id, score) for doc_id, score, _ in ranked]
+
+    def _search(self, body: dict[str, Any]) -> dict[str, Any]:
+        from elasticsearch import TransportError
+
+        try:
+            response = self.es.search(index=self.index, **body)
+        except TransportError as exc:
+            raise ClusterUnavailableError("Elasticsearch is unreachable", error=str(exc)[:300]) from exc
+        return dict(response.body if hasattr(response, "body") else response)
+
+    # -- the whole search ------------------------------------------------------------------
+
+    def fuse_run(self, run: LegRun, ranking: RankingConfig) -> list[FusedHit]:
+        return fuse(run.legs, ranking.method, run.weights, ranking.rrf_k, ranking.normalization,
+                    ranking.combination, ranking.bounds)
+
+    def search(self, request: SearchRequest, ranking: RankingConfig) -> dict[str, Any]:
+        total_start = time.perf_counter()
+        run = self.run_legs(request, ranking)
+        fuse_start = time.perf_counter()
+        fused = self.fuse_run(run, ranking)
+        page = paginate(fused, request.offset, request.size)
+        facets = facet_counts([run.sources.get(h.doc_id, {}) for h in fused], request.facets) if request.facets else {}
+        run.took_ms["fuse"] = _ms(fuse_start)
+        run.took_ms["total"] = _ms(total_start)
+        return {
+            "variant": ranking.name,
+            "total": len(fused),
+            "offset": request.offset,
+            "size": request.size,
+            "hits": [self._hit(hit, run, request.explain) for hit in page],
+            "facets": {name: [{"value": v, "count": c} for v, c in buckets] for name, buckets in facets.items()},
+            "took_ms": run.took_ms,
+            "legs": {leg: {"hits": len(ranked), "weight": run.weights.get(leg), "took_ms": run.leg_took_ms.get(leg)}
+                     for leg, ranked in run.legs.items()},
+            "fusion": {"method": ranking.method, "rrf_k": ranking.rrf_k, "normalization": ranking.normalization,
+                       "combination": ranking.combination},
+            "guaranteed_k": run.guaranteed_k,
+            "degraded": run.degraded,
+        }
+
+    @staticmethod
+    def _hit(hit: FusedHit, run: LegRun, explain: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {"_id": hit.doc_id, "_score": hit.score, "_source": run.sources.get(hit.doc_id, {})}
+        if explain:
+            out["breakdown"] = {
+                "fused_score": hit.score,
+                "legs": {leg: {"rank": c.rank, "raw_score": c.raw_score, "normalized": c.normalized,
+                               "weight": c.weight, "contribution": c.contribution} for leg, c in hit.legs.items()},
+            }
+        return out
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def error_payload(error: MMSearchError) -> dict[str, Any]:
+    return error.to_dict()

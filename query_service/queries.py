@@ -1,0 +1,132 @@
+"""Elasticsearch request bodies for each leg: pure functions, no I/O.
+
+User text only ever goes into ``multi_match`` (never ``query_string``), so no
+shopper can inject query syntax. Filters become ``bool.filter`` clauses in BM25
+and ``knn.filter`` pre-filters in every vector leg, so filtered kNN still
+returns k neighbours *inside* the filter rather than k neighbours then filtered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from query_service.ranking import KEYWORD_FILTERS, RANGE_FILTERS, SOURCE_FIELDS, RankingConfig
+
+
+def filter_clauses(filters: Mapping[str, Any]) -> list[dict[str, Any]]:
+    clauses: list[dict[str, Any]] = []
+    for name, value in filters.items():
+        if name in KEYWORD_FILTERS:
+            clauses.append({"terms": {name: list(value)}})
+        elif name in RANGE_FILTERS:
+            clauses.append({"range": {name: dict(value)}})
+    return clauses
+
+
+def bm25_body(text: str, ranking: RankingConfig, filters: Mapping[str, Any], negative_text: str | None = None,
+              size: int | None = None, timeout_ms: int | None = None) -> dict[str, Any]:
+    fields = [f"{name}^{boost:g}" for name, boost in ranking.field_boosts.items()]
+    query: dict[str, Any] = {"bool": {"must": [{"multi_match": {"query": text, "fields": fields,
+                                                                "type": "best_fields"}}],
+                                      "filter": filter_clauses(filters)}}
+    if negative_text:
+        query["bool"]["must_not"] = [{"multi_match": {"query": negative_text, "fields": fields}}]
+    body: dict[str, Any] = {"query": query, "size": size or ranking.depth, "_source": list(SOURCE_FIELDS),
+                            "track_total_hits": False}
+    if timeout_ms:
+        body["timeout"] = f"{timeout_ms}ms"
+    return body
+
+
+def knn_body(field: str, vector: Sequence[float], ranking: RankingConfig, filters: Mapping[str, Any],
+             num_candidates: int | None = None, timeout_ms: int | None = None) -> dict[str, Any]:
+    knn: dict[str, Any] = {"field": field, "query_vector": [float(x) for x in vector], "k": ranking.depth,
+                           "num_candidates": num_candidates or ranking.num_candidates}
+    clauses = filter_clauses(filters)
+    if clauses:
+        knn["filter"] = clauses
+    body: dict[str, Any] = {"knn": knn, "size": ranking.depth, "_source": list(SOURCE_FIELDS),
+                            "track_total_hits": False}
+    if timeout_ms:
+        body["timeout"] = f"{timeout_ms}ms"
+    return body
+
+
+def exact_script_body(field: str, vector: Sequence[float], filters: Mapping[str, Any], size: int) -> dict[str, Any]:
+    """Brute-force cosine with painless, for clusters that have it. Score = (1 + cos) / 2 like knn's cosine."""
+    return {
+        "query": {"script_score": {
+            "query": {"bool": {"filter": filter_clauses(filters) + [{"exists": {"field": field}}]}},
+            "script": {"source": f"(cosineSimilarity(params.q, '{field}') + 1.0) / 2.0",
+                       "params": {"q": [float(x) for x in vector]}}}},
+        "size": size, "_source": list(SOURCE_FIELDS), "track_total_hits": False,
+    }
+
+
+def exact_fetch_body(field: str, filters: Mapping[str, Any], size: int) -> dict[str, Any]:
+    """All docs matching the filter with their vectors, for brute force in Python (no painless needed)."""
+    return {"query": {"bool": {"filter": filter_clauses(filters) + [{"exists": {"field": field}}]}},
+            "size": size, "track_total_hits": False,
+            # ES 9 leaves vectors out of _source by default; ask for them explicitly.
+            "_source": {"includes": list(SOURCE_FIELDS) + [field], "exclude_vectors": False}}
+
+
+def rank_by_cosine(vector: Sequence[float], hits: Sequence[Mapping[str, Any]], field: str,
+                   k: int) -> list[tuple[str, float, dict[str, Any]]]:
+    """Exact top-k by cosine, scored like ES's knn cosine ((1 + cos) / 2); ties by id for determinism."""
+    if not hits:
+        return []
+    query = np.asarray(vector, dtype=np.float32)
+    query = query / max(float(np.linalg.norm(query)), 1e-12)
+    matrix = np.asarray([hit["_source"][field] for hit in hits], dtype=np.float32)
+    matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+    scores = (1.0 + matrix @ query) / 2.0
+    order = sorted(range(len(hits)), key=lambda i: (-float(scores[i]), str(hits[i]["_id"])))[:k]
+    out = []
+    for i in order:
+        source = {key: value for key, value in hits[i]["_source"].items() if key != field}
+        out.append((str(hits[i]["_id"]), float(scores[i]), source))
+    return out
+
+
+def combine_query_vector(positive: np.ndarray, negative: np.ndarray | None, negative_weight: float) -> np.ndarray:
+    """``normalise(q - w * neg)``: steer away from "not leather" without a second search."""
+    if negative is None or negative_weight == 0:
+        return positive
+    vector = positive - negative_weight * negative
+    norm = float(np.linalg.norm(vector))
+    return positive if norm < 1e-6 else (vector / norm).astype(np.float32)
+
+
+def native_rrf_body(bm25_text: str | None, knn_legs: Mapping[str, tuple[str, Sequence[float]]],
+                    ranking: RankingConfig, filters: Mapping[str, Any], size: int) -> dict[str, Any]:
+    """The ``rrf`` retriever, for clusters with rank-rrf and a license that allows it (unweighted)."""
+    retrievers: list[dict[str, Any]] = []
+    if bm25_text is not None:
+        retrievers.append({"standard": {"query": bm25_body(bm25_text, ranking, filters)["query"]}})
+    for field, vector in knn_legs.values():
+        retrievers.append({"knn": knn_body(field, vector, ranking, filters)["knn"]})
+    return {"retriever": {"rrf": {"retrievers": retrievers, "rank_constant": max(1, ranking.rrf_k),
+                                  "rank_window_size": ranking.depth}},
+            "size": size, "_source": list(SOURCE_FIELDS)}
+
+
+def msearch_payload(index: str, bodies: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    payload: list[dict[str, Any]] = []
+    for body in bodies:
+        payload.append({"index": index})
+        payload.append(dict(body))
+    return payload
+
+
+def parse_leg_response(response: Mapping[str, Any]) -> tuple[list[tuple[str, float]], dict[str, dict[str, Any]]]:
+    """(ranked [(id, score)], {id: _source}) from one search response."""
+    ranked: list[tuple[str, float]] = []
+    sources: dict[str, dict[str, Any]] = {}
+    for hit in (response.get("hits") or {}).get("hits", []):
+        ranked.append((str(hit["_id"]), float(hit.get("_score") or 0.0)))
+        sources[str(hit["_id"])] = dict(hit.get("_source") or {})
+    return ranked, sources

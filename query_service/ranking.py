@@ -1,0 +1,183 @@
+"""What to search for (``SearchRequest``) and how to rank it (``RankingConfig``, one variant).
+
+Both are validated at construction, so everything downstream can trust them;
+the HTTP layer turns a ``RequestValidationError`` into a 400.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from mmsearch.exceptions import RequestValidationError
+from query_service.fusion import COMBINATIONS, METHODS, NORMALIZATIONS
+
+#: leg name -> (query modality, vector field or None for BM25)
+LEGS: dict[str, tuple[str, str | None]] = {
+    "bm25": ("text", None),
+    "text_text": ("text", "text_vector"),
+    "text_image": ("text", "image_vector"),
+    "image_image": ("image", "image_vector"),
+    "image_text": ("image", "text_vector"),
+}
+KEYWORD_FILTERS = ("gender", "master_category", "sub_category", "article_type", "base_colour", "season", "usage",
+                   "brand", "has_image")
+RANGE_FILTERS = ("year",)
+FACET_FIELDS = ("gender", "article_type", "base_colour", "season", "usage", "brand", "master_category")
+SOURCE_FIELDS = ("id", "title", "category_path", "gender", "master_category", "sub_category", "article_type",
+                 "base_colour", "season", "usage", "year", "brand", "image", "has_image")
+BOOSTABLE_FIELDS = ("title", "category_path", "search_text")
+
+MAX_TEXT_CHARS = 512
+MAX_SIZE = 100
+MAX_DEPTH = 1000
+MAX_NUM_CANDIDATES = 10_000  # Elasticsearch's own cap
+
+
+def _fail(message: str, **context: Any) -> None:
+    raise RequestValidationError(message, **context)
+
+
+@dataclass(frozen=True)
+class RankingConfig:
+    """One ranking variant: which legs, how deep, how they are fused."""
+
+    name: str = "hybrid-rrf"
+    legs: Mapping[str, float] = field(default_factory=lambda: {leg: 1.0 for leg in LEGS})
+    method: str = "rrf"
+    rrf_k: int = 60
+    normalization: str = "min_max"
+    combination: str = "arithmetic"
+    bounds: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    field_boosts: Mapping[str, float] = field(default_factory=lambda: {"title": 3.0, "category_path": 2.0,
+                                                                        "search_text": 1.0})
+    depth: int = 100
+    num_candidates: int = 200
+    negative_weight: float = 0.5
+    native_retriever: bool = False
+
+    def __post_init__(self) -> None:
+        legs = dict(self.legs)
+        unknown = sorted(set(legs) - set(LEGS))
+        if unknown or not legs:
+            _fail("legs must be a non-empty mapping of known legs to weights", unknown=unknown, known=list(LEGS))
+        for leg, weight in legs.items():
+            if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not 0 <= weight <= 100:
+                _fail("leg weights must be numbers in [0, 100]", leg=leg, weight=weight)
+        object.__setattr__(self, "legs", legs)
+        if self.method not in METHODS:
+            _fail("unknown fusion method", method=self.method, allowed=list(METHODS))
+        if self.normalization not in NORMALIZATIONS:
+            _fail("unknown normalization", normalization=self.normalization, allowed=list(NORMALIZATIONS))
+        if self.combination not in COMBINATIONS:
+            _fail("unknown combination", combination=self.combination, allowed=list(COMBINATIONS))
+        if not (isinstance(self.rrf_k, int) and 0 <= self.rrf_k <= 10_000):
+            _fail("rrf_k must be an integer in [0, 10000]", rrf_k=self.rrf_k)
+        bounds = {k: tuple(v) for k, v in dict(self.bounds).items()}
+        for leg, pair in bounds.items():
+            if leg not in LEGS or len(pair) != 2 or not pair[0] <= pair[1]:
+                _fail("bounds must map legs to [low, high] with low <= high", leg=leg, bounds=list(pair))
+        object.__setattr__(self, "bounds", bounds)
+        boosts = dict(self.field_boosts)
+        if not boosts or set(boosts) - set(BOOSTABLE_FIELDS):
+            _fail("field_boosts must name text fields", unknown=sorted(set(boosts) - set(BOOSTABLE_FIELDS)),
+                  known=list(BOOSTABLE_FIELDS))
+        if any(not isinstance(b, (int, float)) or not 0 < b <= 100 for b in boosts.values()):
+            _fail("field boosts must be in (0, 100]", field_boosts=boosts)
+        object.__setattr__(self, "field_boosts", boosts)
+        if not (isinstance(self.depth, int) and 1 <= self.depth <= MAX_DEPTH):
+            _fail(f"depth must be an integer in [1, {MAX_DEPTH}]", depth=self.depth)
+        if not (isinstance(self.num_candidates, int) and self.depth <= self.num_candidates <= MAX_NUM_CANDIDATES):
+            _fail(f"num_candidates must be in [depth, {MAX_NUM_CANDIDATES}]", num_candidates=self.num_candidates,
+                  depth=self.depth)
+        if not 0 <= self.negative_weight <= 1:
+            _fail("negative_weight must be in [0, 1]", negative_weight=self.negative_weight)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RankingConfig:
+        if not isinstance(data, Mapping):
+            _fail("a ranking config must be a mapping")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            _fail("unknown ranking settings", unknown=unknown, known=sorted(known))
+        return cls(**dict(data))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["bounds"] = {k: list(v) for k, v in self.bounds.items()}
+        return data
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> RankingConfig:
+        return RankingConfig.from_dict({**self.to_dict(), **dict(overrides)})
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """A shopper's query: text, image, or both, plus filters and paging."""
+
+    text: str | None = None
+    image: bytes | None = None
+    negative_text: str | None = None
+    filters: Mapping[str, Any] = field(default_factory=dict)
+    size: int = 10
+    offset: int = 0
+    facets: tuple[str, ...] = ()
+    text_weight: float = 1.0
+    image_weight: float = 1.0
+    explain: bool = True
+    unit_id: str | None = None
+
+    def __post_init__(self) -> None:
+        text = (self.text or "").strip() or None
+        object.__setattr__(self, "text", text)
+        object.__setattr__(self, "negative_text", (self.negative_text or "").strip() or None)
+        if text is None and self.image is None:
+            _fail("give a text query, an image, or both")
+        for name in ("text", "negative_text"):
+            value = getattr(self, name)
+            if value is not None and len(value) > MAX_TEXT_CHARS:
+                _fail(f"{name} is longer than {MAX_TEXT_CHARS} characters", length=len(value))
+        if not (isinstance(self.size, int) and 0 <= self.size <= MAX_SIZE):
+            _fail(f"size must be an integer in [0, {MAX_SIZE}]", size=self.size)
+        if not (isinstance(self.offset, int) and 0 <= self.offset <= MAX_DEPTH):
+            _fail(f"from/offset must be an integer in [0, {MAX_DEPTH}]", offset=self.offset)
+        for name in ("text_weight", "image_weight"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0 <= value <= 10:
+                _fail(f"{name} must be a number in [0, 10]", value=value)
+        facets = tuple(self.facets)
+        if set(facets) - set(FACET_FIELDS):
+            _fail("unknown facet fields", unknown=sorted(set(facets) - set(FACET_FIELDS)), known=list(FACET_FIELDS))
+        object.__setattr__(self, "facets", facets)
+        object.__setattr__(self, "filters", validate_filters(self.filters))
+
+    @property
+    def modalities(self) -> set[str]:
+        return {m for m, present in (("text", self.text), ("image", self.image)) if present is not None}
+
+
+def validate_filters(filters: Any) -> dict[str, Any]:
+    """Whitelisted keyword (value or list) and range ({gte,lte,gt,lt}) filters only."""
+    if filters is None:
+        return {}
+    if not isinstance(filters, Mapping):
+        _fail("filters must be an object")
+    clean: dict[str, Any] = {}
+    for name, value in filters.items():
+        if name in KEYWORD_FILTERS:
+            values = value if isinstance(value, list) else [value]
+            if not values or len(values) > 50 or not all(isinstance(v, (str, bool, int)) for v in values):
+                _fail("keyword filters take a value or a list of up to 50 values", field=name)
+            clean[name] = values
+        elif name in RANGE_FILTERS:
+            if not isinstance(value, Mapping) or not value or set(value) - {"gte", "lte", "gt", "lt"}:
+                _fail("range filters take an object with gte/lte/gt/lt", field=name)
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()):
+                _fail("range bounds must be numbers", field=name)
+            clean[name] = dict(value)
+        else:
+            _fail("filtering on this field is not allowed", field=name,
+                  allowed=list(KEYWORD_FILTERS + RANGE_FILTERS))
+    return clean
