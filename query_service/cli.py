@@ -1,0 +1,44 @@
+"""``mmsearch serve``: run the query service (gunicorn workers, or Flask's server for debugging)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from typing import Any
+
+from mmsearch.exceptions import ConfigError
+
+
+def register(subparsers: Any) -> None:
+    serve = subparsers.add_parser("serve", help="run the query service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--workers", type=int, default=int(os.environ.get("MMSEARCH_WORKERS", "2")),
+                       help="gunicorn workers (0 = Flask's single-process server, for debugging)")
+    serve.add_argument("--model", help="model package dir (default: MMSEARCH_MODEL_DIR)")
+    serve.add_argument("--experiments", help="experiment config file (enables A/B and POST /events)")
+    serve.set_defaults(handler=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    if args.model:
+        os.environ["MMSEARCH_MODEL_DIR"] = args.model
+    if args.experiments:
+        os.environ["MMSEARCH_EXPERIMENTS"] = args.experiments
+    if not os.environ.get("MMSEARCH_MODEL_DIR"):
+        raise ConfigError("no model: pass --model DIR or set MMSEARCH_MODEL_DIR", setting="model_dir")
+    if not 0 <= args.port <= 65535 or args.workers < 0:
+        raise ConfigError("port must be 0..65535 and workers >= 0")
+    if args.workers == 0:
+        from query_service.wsgi import create_app
+
+        create_app().run(host=args.host, port=args.port, threaded=True)
+        return 0
+    gunicorn = shutil.which("gunicorn") or os.path.join(os.path.dirname(sys.executable), "gunicorn")
+    command = [gunicorn, "--workers", str(args.workers), "--threads", "4", "--bind", f"{args.host}:{args.port}",
+               "--timeout", "60", "--graceful-timeout", "20", "--access-logfile", "-",
+               "query_service.wsgi:create_app()"]
+    os.execv(gunicorn, command)
+    return 0  # not reached

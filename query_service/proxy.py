@@ -1,0 +1,151 @@
+"""Elasticsearch-compatible ``_search``: pure planning and response shaping, no I/O.
+
+An existing keyword application keeps sending its DSL. We pull the shopper's
+text out of ``match``, ``multi_match``, ``simple_query_string`` and ``bool.must``
+clauses, run the *original* query unchanged as the lexical leg (so its
+filters, boosts and aggregations behave exactly as before), add vector legs
+with the original ``bool.filter`` as kNN pre-filter, fuse, and answer in ES's
+own response shape. Anything we cannot improve safely is passed through.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from query_service.fusion import FusedHit
+
+#: Body keys that change the meaning of a search so much that fusing would break it.
+_NOT_IMPROVABLE = ("sort", "knn", "retriever", "rescore", "collapse", "search_after", "pit", "suggest",
+                   "scroll", "rank", "min_score")
+OPTIONS_HEADER = "X-Hybrid-Options"
+
+
+@dataclass(frozen=True)
+class ProxyPlan:
+    improvable: bool
+    reason: str = ""
+    text: str | None = None
+    knn_filter: list[dict[str, Any]] = field(default_factory=list)
+    offset: int = 0
+    size: int = 10
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def extract_text(query: Any) -> str | None:
+    """The user text of a query: from match / multi_match / simple_query_string, recursing into bool.must."""
+    if not isinstance(query, Mapping) or len(query) != 1:
+        return None
+    kind, clause = next(iter(query.items()))
+    if kind == "match" and isinstance(clause, Mapping) and len(clause) == 1:
+        value = next(iter(clause.values()))
+        text = value.get("query") if isinstance(value, Mapping) else value
+        return str(text) if isinstance(text, (str, int, float)) and str(text).strip() else None
+    if kind in ("multi_match", "simple_query_string") and isinstance(clause, Mapping):
+        text = clause.get("query")
+        return str(text) if isinstance(text, str) and text.strip() else None
+    if kind == "bool" and isinstance(clause, Mapping):
+        texts = [t for t in (extract_text(q) for q in _as_list(clause.get("must"))) if t]
+        return " ".join(texts) if texts else None
+    return None
+
+
+def filter_of(query: Any) -> list[dict[str, Any]]:
+    """``bool.filter`` clauses, reused as the kNN pre-filter so vector hits respect the app's filters."""
+    if isinstance(query, Mapping) and isinstance(query.get("bool"), Mapping):
+        return [dict(c) for c in _as_list(query["bool"].get("filter"))]
+    return []
+
+
+def plan(body: Mapping[str, Any] | None, params: Mapping[str, str], options: Mapping[str, Any], depth: int) -> ProxyPlan:
+    if options.get("off"):
+        return ProxyPlan(False, "hybrid disabled by header")
+    if not isinstance(body, Mapping):
+        return ProxyPlan(False, "no JSON body")
+    blocked = [key for key in _NOT_IMPROVABLE if key in body or key in params]
+    if blocked:
+        return ProxyPlan(False, f"uses {', '.join(blocked)}")
+    text = extract_text(body.get("query"))
+    if not text:
+        return ProxyPlan(False, "no user text in match/multi_match/simple_query_string/bool.must")
+    try:
+        offset = int(body.get("from", params.get("from", 0)))
+        size = int(body.get("size", params.get("size", 10)))
+    except (TypeError, ValueError):
+        return ProxyPlan(False, "non-integer from/size")
+    if size == 0:
+        return ProxyPlan(False, "size 0 (aggregations only)")
+    if offset + size > depth:
+        return ProxyPlan(False, f"from+size beyond the fused depth {depth}")
+    return ProxyPlan(True, text=text, knn_filter=filter_of(body.get("query")), offset=offset, size=size)
+
+
+def parse_options(header: str | None) -> dict[str, Any]:
+    """``X-Hybrid-Options: off`` or a JSON object of RankingConfig overrides."""
+    if not header:
+        return {}
+    if header.strip().lower() in ("off", "false", "0"):
+        return {"off": True}
+    try:
+        options = json.loads(header)
+    except ValueError:
+        raise ValueError(f"{OPTIONS_HEADER} must be 'off' or a JSON object") from None
+    if not isinstance(options, dict):
+        raise ValueError(f"{OPTIONS_HEADER} must be a JSON object")
+    return options
+
+
+def lexical_body(body: Mapping[str, Any], depth: int) -> dict[str, Any]:
+    """The app's own query, unchanged but for depth: aggregations, filters and boosts stay as they were."""
+    lexical = copy.deepcopy(dict(body))
+    lexical["from"] = 0
+    lexical["size"] = depth
+    return lexical
+
+
+def knn_leg_body(field_name: str, vector: Sequence[float], knn_filter: list[dict[str, Any]], depth: int,
+                 num_candidates: int, source: Any) -> dict[str, Any]:
+    knn: dict[str, Any] = {"field": field_name, "query_vector": [float(x) for x in vector], "k": depth,
+                           "num_candidates": num_candidates}
+    if knn_filter:
+        knn["filter"] = knn_filter
+    body: dict[str, Any] = {"knn": knn, "size": depth}
+    if source is not None:
+        body["_source"] = source
+    return body
+
+
+def shape_response(index: str, page: Sequence[FusedHit], sources: Mapping[str, Any],
+                   index_of: Mapping[str, str], lexical: Mapping[str, Any], fused_total: int, took_ms: int,
+                   extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """An Elasticsearch search response built from the fused page."""
+    lexical_total = (lexical.get("hits") or {}).get("total") or {"value": 0, "relation": "eq"}
+    if isinstance(lexical_total, int):
+        lexical_total = {"value": lexical_total, "relation": "eq"}
+    total = {"value": max(int(lexical_total.get("value", 0)), fused_total),
+             "relation": lexical_total.get("relation", "eq")}
+    hits = [{"_index": index_of.get(h.doc_id, index), "_id": h.doc_id, "_score": h.score,
+             "_source": sources.get(h.doc_id, {})} for h in page]
+    response: dict[str, Any] = {
+        "took": took_ms, "timed_out": bool(lexical.get("timed_out", False)),
+        "_shards": lexical.get("_shards", {"total": 1, "successful": 1, "skipped": 0, "failed": 0}),
+        "hits": {"total": total, "max_score": hits[0]["_score"] if hits else None, "hits": hits},
+    }
+    if "aggregations" in lexical:
+        response["aggregations"] = lexical["aggregations"]
+    if extra:
+        response["_hybrid"] = dict(extra)
+    return response
+
+
+def es_error(status: int, error_type: str, reason: str) -> dict[str, Any]:
+    return {"error": {"root_cause": [{"type": error_type, "reason": reason}], "type": error_type, "reason": reason},
+            "status": status}

@@ -1,0 +1,173 @@
+"""Turn HTTP input into a validated ``SearchRequest``; the JSON schema is also served as OpenAPI.
+
+Everything a client sends is checked here or in ``SearchRequest.__post_init__``;
+failures raise ``RequestValidationError`` (400) or ``PayloadTooLargeError`` (413).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+
+from mmsearch.exceptions import PayloadTooLargeError, RequestValidationError
+from query_service.ranking import FACET_FIELDS, MAX_DEPTH, MAX_SIZE, MAX_TEXT_CHARS, SearchRequest
+
+
+@dataclass(frozen=True)
+class ServiceLimits:
+    max_body_bytes: int = 12 * 1024 * 1024
+    max_image_bytes: int = 8 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_image_bytes <= self.max_body_bytes:
+            raise ValueError("need 0 < max_image_bytes <= max_body_bytes")
+
+
+SEARCH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "text": {"type": "string", "maxLength": MAX_TEXT_CHARS},
+        "negative_text": {"type": "string", "maxLength": MAX_TEXT_CHARS},
+        "image_base64": {"type": "string"},
+        "filters": {"type": "object"},
+        "size": {"type": "integer", "minimum": 0, "maximum": MAX_SIZE},
+        "from": {"type": "integer", "minimum": 0, "maximum": MAX_DEPTH},
+        "facets": {"type": "array", "items": {"type": "string", "enum": list(FACET_FIELDS)}, "maxItems": 10},
+        "text_weight": {"type": "number", "minimum": 0, "maximum": 10},
+        "image_weight": {"type": "number", "minimum": 0, "maximum": 10},
+        "explain": {"type": "boolean"},
+        "user_id": {"type": "string", "maxLength": 200},
+        "session_id": {"type": "string", "maxLength": 200},
+        "ranking": {"type": "object", "description": "RankingConfig overrides (method, legs, weights, ...)"},
+    },
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    hit = {"type": "object", "properties": {"_id": {"type": "string"}, "_score": {"type": "number"},
+                                             "_source": {"type": "object"}, "breakdown": {"type": "object"}}}
+    response = {"type": "object", "properties": {
+        "variant": {"type": "string"}, "total": {"type": "integer"}, "hits": {"type": "array", "items": hit},
+        "facets": {"type": "object"}, "took_ms": {"type": "object"}, "degraded": {"type": "array"}}}
+    error = {"type": "object", "properties": {"error": {"type": "string"}, "message": {"type": "string"}}}
+    search_responses = {"200": {"description": "fused hits", "content": {"application/json": {"schema": response}}},
+                        "400": {"description": "invalid request", "content": {"application/json": {"schema": error}}},
+                        "413": {"description": "body or image too large"},
+                        "503": {"description": "Elasticsearch unavailable (Retry-After set)"}}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "mmsearch query service", "version": "1"},
+        "paths": {
+            "/search": {
+                "post": {"requestBody": {"content": {
+                    "application/json": {"schema": SEARCH_SCHEMA},
+                    "multipart/form-data": {"schema": {"type": "object", "properties": {
+                        "image": {"type": "string", "format": "binary"}, "text": {"type": "string"},
+                        "size": {"type": "integer"}, "filters": {"type": "string", "description": "JSON object"}}}}}},
+                    "responses": search_responses},
+                "get": {"parameters": [{"name": n, "in": "query", "schema": {"type": t}} for n, t in
+                                       (("q", "string"), ("size", "integer"), ("from", "integer"),
+                                        ("facets", "string"), ("negative", "string"))],
+                        "responses": search_responses},
+            },
+            "/{index}/_search": {"post": {"description": "Elasticsearch-compatible drop-in search (hybrid)",
+                                          "responses": {"200": {"description": "Elasticsearch-shaped response"}}}},
+            "/events": {"post": {"description": "click / add_to_cart / purchase events",
+                                 "responses": {"202": {"description": "accepted"}}}},
+            "/healthz": {"get": {"responses": {"200": {"description": "alive"}}}},
+            "/readyz": {"get": {"responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},
+            "/metrics": {"get": {"responses": {"200": {"description": "Prometheus metrics"}}}},
+        },
+    }
+
+
+def _int(value: Any, name: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise RequestValidationError(f"{name} must be an integer", value=str(value)[:50]) from None
+
+
+def decode_base64_image(data: str, limits: ServiceLimits) -> bytes:
+    if len(data) > limits.max_image_bytes * 4 // 3 + 4:
+        raise PayloadTooLargeError("image is larger than the limit", limit_bytes=limits.max_image_bytes)
+    if data.startswith("data:"):
+        data = data.split(",", 1)[-1]
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise RequestValidationError("image_base64 is not valid base64") from None
+
+
+def from_json(body: Any, limits: ServiceLimits) -> tuple[SearchRequest, dict[str, Any], str | None]:
+    """(request, ranking overrides, unit id) from a JSON body."""
+    if not isinstance(body, Mapping):
+        raise RequestValidationError("the body must be a JSON object")
+    try:
+        jsonschema.validate(dict(body), SEARCH_SCHEMA)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(body)"
+        raise RequestValidationError(f"invalid request at {where}: {exc.message}") from None
+    image = decode_base64_image(body["image_base64"], limits) if body.get("image_base64") else None
+    request = SearchRequest(text=body.get("text"), image=image, negative_text=body.get("negative_text"),
+                            filters=body.get("filters") or {}, size=body.get("size", 10), offset=body.get("from", 0),
+                            facets=tuple(body.get("facets") or ()), text_weight=body.get("text_weight", 1.0),
+                            image_weight=body.get("image_weight", 1.0), explain=body.get("explain", True),
+                            unit_id=body.get("user_id") or body.get("session_id"))
+    return request, dict(body.get("ranking") or {}), request.unit_id
+
+
+def from_form(form: Mapping[str, str], image: bytes | None) -> tuple[SearchRequest, dict[str, Any], str | None]:
+    """Multipart upload: an ``image`` file plus optional text fields."""
+    filters: Any = {}
+    if form.get("filters"):
+        try:
+            filters = json.loads(form["filters"])
+        except ValueError:
+            raise RequestValidationError("filters must be a JSON object") from None
+    request = SearchRequest(text=form.get("text"), image=image, negative_text=form.get("negative_text"),
+                            filters=filters, size=_int(form.get("size", 10), "size"),
+                            offset=_int(form.get("from", 0), "from"),
+                            facets=tuple(f for f in (form.get("facets") or "").split(",") if f),
+                            unit_id=form.get("user_id") or form.get("session_id"))
+    return request, {}, request.unit_id
+
+
+def from_query_args(args: Mapping[str, str]) -> tuple[SearchRequest, dict[str, Any], str | None]:
+    """``GET /search?q=...&size=&from=&facets=a,b&negative=&filter.gender=Men&filter.year.gte=2012``."""
+    filters: dict[str, Any] = {}
+    for key, value in args.items():
+        if not key.startswith("filter."):
+            continue
+        parts = key.split(".")
+        if len(parts) == 2:
+            filters[parts[1]] = value.split(",")
+        elif len(parts) == 3:
+            filters.setdefault(parts[1], {})[parts[2]] = _number(value, key)
+        else:
+            raise RequestValidationError("filter parameters look like filter.<field> or filter.<field>.<gte|lte>")
+    unknown = set(args) - {"q", "size", "from", "facets", "negative", "user_id", "session_id", "explain"} \
+        - {k for k in args if k.startswith("filter.")}
+    if unknown:
+        raise RequestValidationError("unknown query parameters", unknown=sorted(unknown))
+    request = SearchRequest(text=args.get("q"), negative_text=args.get("negative"), filters=filters,
+                            size=_int(args.get("size", 10), "size"), offset=_int(args.get("from", 0), "from"),
+                            facets=tuple(f for f in (args.get("facets") or "").split(",") if f),
+                            explain=args.get("explain", "true").lower() != "false",
+                            unit_id=args.get("user_id") or args.get("session_id"))
+    return request, {}, request.unit_id
+
+
+def _number(value: str, name: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise RequestValidationError(f"{name} must be a number", value=value[:50]) from None
+    return int(number) if number.is_integer() else number
