@@ -28,7 +28,9 @@ class MMSearchError(Exception):
         return f"{self.message} ({details})"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"error": type(self).__name__, "message": self.message, **{k: _jsonable(v) for k, v in self.context.items()}}
+        # Context never overrides the two fields clients dispatch on.
+        return {**{k: _jsonable(v) for k, v in self.context.items()}, "error": type(self).__name__,
+                "message": self.message}
 
 
 def _jsonable(value: Any) -> Any:

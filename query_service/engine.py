@@ -145,8 +145,8 @@ class SearchEngine:
         from elasticsearch import ApiError, NotFoundError, TransportError
 
         try:
-            response = self.es.msearch(searches=queries.msearch_payload(self.index, list(bodies.values())),
-                                       request_timeout=self.options.leg_timeout_ms / 1000.0 + 5)
+            response = self.es.options(request_timeout=self.options.leg_timeout_ms / 1000.0 + 5).msearch(
+                searches=queries.msearch_payload(self.index, list(bodies.values())))
         except NotFoundError as exc:
             raise ClusterUnavailableError("the product alias does not exist yet", index=self.index) from exc
         except ApiError as exc:

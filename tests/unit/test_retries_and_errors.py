@@ -49,5 +49,6 @@ def test_errors_carry_context_and_status() -> None:
     assert isinstance(error, RequestValidationError) and isinstance(error, MMSearchError)
     assert error.http_status == 413
     assert error.to_dict() == {"error": "PayloadTooLargeError", "message": "image too large", "limit": 10, "size": 11}
+    assert MMSearchError("boom", error="detail").to_dict()["error"] == "MMSearchError"
     assert "limit=10" in str(error)
     assert ImageDecodeError("bad").http_status == 400

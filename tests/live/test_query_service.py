@@ -1,0 +1,344 @@
+"""The query service against the real node, with the real ONNX encoders and real products."""
+
+from __future__ import annotations
+
+import base64
+import io
+import itertools
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+from werkzeug.serving import make_server
+
+from indexer.catalog import CatalogConfig
+from indexer.lifecycle import build, swap
+from indexer.pipeline import PipelineConfig
+from mmsearch.capabilities import detect_capabilities
+from mmsearch.config import Settings
+from query_service import queries
+from query_service.app import create_app
+from query_service.engine import EngineOptions, SearchEngine
+from query_service.fusion import COMBINATIONS, NORMALIZATIONS
+from query_service.ranking import RankingConfig, SearchRequest
+from query_service.validation import ServiceLimits
+
+ALIAS = "qs-live"
+
+
+@pytest.fixture(scope="session")
+def search_settings(es_settings: Settings) -> Settings:
+    return Settings(es_hosts=es_settings.es_hosts, products_alias=ALIAS, state_dir=es_settings.state_dir)
+
+
+@pytest.fixture(scope="session")
+def search_index(es_session_client: Any, encoder: Any, catalog_dir: Path, search_settings: Settings,
+                 session_indices: set[str], tmp_path_factory: pytest.TempPathFactory) -> str:
+    """~600 real products around the first photos in the catalog: a mix with and without images."""
+    subset = tmp_path_factory.mktemp("qs") / "products.jsonl"
+    with (catalog_dir / "products.jsonl").open() as lines:
+        subset.write_text("".join(itertools.islice(lines, 6900, 7500)))
+    summary = build(es_session_client, encoder, CatalogConfig(path=subset, image_root=catalog_dir), alias=ALIAS,
+                    state_dir=search_settings.state_dir, pipeline=PipelineConfig(progress=False))
+    session_indices.add(summary["index"])
+    swap(es_session_client, ALIAS, summary["index"], loaded_identity=encoder.identity)
+    assert summary["with_image_vector"] > 100 and summary["indexed"] == 600
+    return summary["index"]
+
+
+@pytest.fixture(scope="session")
+def client(search_index: str, search_settings: Settings, encoder: Any) -> Any:
+    return create_app(search_settings, encoder=encoder).test_client()
+
+
+@pytest.fixture(scope="session")
+def photo(catalog_dir: Path, search_index: str, es_session_client: Any) -> tuple[str, bytes]:
+    hit = es_session_client.search(index=ALIAS, query={"term": {"has_image": True}}, size=1,
+                                   sort=[{"id": "asc"}])["hits"]["hits"][0]
+    return hit["_id"], (catalog_dir / hit["_source"]["image"]).read_bytes()
+
+
+def _check_breakdown(result: dict) -> None:
+    scores = [h["_score"] for h in result["hits"]]
+    assert scores == sorted(scores, reverse=True)
+    for hit in result["hits"]:
+        parts = hit["breakdown"]["legs"]
+        assert parts, "every hit comes from at least one leg"
+        assert sum(p["contribution"] for p in parts.values()) == pytest.approx(hit["_score"], abs=1e-9)
+        for leg in parts.values():
+            assert leg["rank"] >= 1 and leg["weight"] > 0
+
+
+@pytest.mark.parametrize("method,normalization,combination",
+                         [("rrf", "min_max", "arithmetic")]
+                         + [("linear", n, c) for n in NORMALIZATIONS for c in COMBINATIONS])
+def test_every_fusion_method_over_text_queries(client: Any, method: str, normalization: str,
+                                               combination: str) -> None:
+    ranking = {"method": method, "normalization": normalization, "combination": combination}
+    response = client.post("/search", json={"text": "blue skirt for girls", "size": 10, "ranking": ranking})
+    assert response.status_code == 200, response.json
+    result = response.json
+    assert set(result["legs"]) == {"bm25", "text_text", "text_image"}
+    assert all(info["hits"] > 0 for info in result["legs"].values())
+    assert result["fusion"]["method"] == method and result["degraded"] == []
+    assert len(result["hits"]) == 10
+    _check_breakdown(result)
+
+
+def test_query_modes_text_image_both_and_negative(client: Any, photo: tuple[str, bytes]) -> None:
+    photo_id, image = photo
+    encoded = base64.b64encode(image).decode()
+    by_image = client.post("/search", json={"image_base64": encoded, "size": 5}).json
+    assert set(by_image["legs"]) == {"image_image", "image_text"}
+    assert by_image["hits"][0]["_id"] == photo_id  # a product's own photo finds it first
+    _check_breakdown(by_image)
+
+    both = client.post("/search", json={"image_base64": encoded, "text": "shoes", "size": 5,
+                                        "text_weight": 1.0, "image_weight": 2.0}).json
+    assert set(both["legs"]) == {"bm25", "text_text", "text_image", "image_image", "image_text"}
+    assert both["legs"]["image_image"]["weight"] == 2.0 and both["legs"]["bm25"]["weight"] == 1.0
+    _check_breakdown(both)
+
+    upload = client.post("/search", data={"image": (io.BytesIO(image), "q.jpg"), "size": "3"},
+                         content_type="multipart/form-data").json
+    assert [h["_id"] for h in upload["hits"]] == [h["_id"] for h in by_image["hits"][:3]]
+
+    plain = client.post("/search", json={"text": "black leather shoes", "size": 20}).json
+    negative = client.post("/search", json={"text": "black leather shoes", "negative_text": "leather",
+                                            "size": 20}).json
+    plain_titles = " ".join(h["_source"].get("title", "") for h in plain["hits"]).lower()
+    negative_titles = " ".join(h["_source"].get("title", "") for h in negative["hits"]).lower()
+    assert negative_titles.count("leather") < max(1, plain_titles.count("leather"))
+
+
+def test_get_search(client: Any) -> None:
+    result = client.get("/search?q=watch&size=3&filter.gender=Men&facets=base_colour").json
+    assert len(result["hits"]) == 3
+    assert all(h["_source"]["gender"] == "Men" for h in result["hits"])
+    assert result["facets"]["base_colour"]
+
+
+def test_filters_apply_to_every_leg_and_k_is_guaranteed(client: Any, es: Any, search_index: str) -> None:
+    filters = {"gender": ["Women"], "year": {"gte": 2012}}
+    result = client.post("/search", json={"text": "black", "filters": filters, "size": 100,
+                                          "ranking": {"depth": 50, "num_candidates": 50}}).json
+    assert result["hits"]
+    for hit in result["hits"]:
+        assert hit["_source"]["gender"] == "Women" and hit["_source"]["year"] >= 2012
+    base = {"bool": {"filter": queries.filter_clauses({"gender": ["Women"], "year": {"gte": 2012}})}}
+    for leg, field_name in (("text_text", "text_vector"), ("text_image", "image_vector")):
+        query = {"bool": {"filter": base["bool"]["filter"] + [{"exists": {"field": field_name}}]}}
+        matching = es.count(index=ALIAS, query=query)["count"]
+        assert result["legs"][leg]["hits"] == min(50, matching), leg
+
+
+class _LossyKnnEngine(SearchEngine):
+    """Simulates HNSW returning too few neighbours under a filter (the ES #115018 complaint)."""
+
+    lose_escalations = False
+
+    def _msearch(self, bodies: dict) -> list:
+        responses = super()._msearch(bodies)
+        for leg, response in zip(bodies, responses):
+            if leg != "bm25" and "hits" in response:
+                response["hits"]["hits"] = response["hits"]["hits"][:3]
+        return responses
+
+    def _search(self, body: dict) -> dict:
+        response = super()._search(body)
+        if self.lose_escalations and "knn" in body:
+            response["hits"]["hits"] = response["hits"]["hits"][:3]
+        return response
+
+
+@pytest.mark.parametrize("lose_escalations,strategy", [(False, "num_candidates="), (True, "exact")])
+def test_guaranteed_k_escalates_then_goes_exact(es: Any, search_index: str, search_settings: Settings,
+                                                encoder: Any, lose_escalations: bool, strategy: str) -> None:
+    engine = _LossyKnnEngine(es, encoder, search_settings, detect_capabilities(es))
+    engine.lose_escalations = lose_escalations
+    request = SearchRequest(text="casual shoes", filters={"gender": ["Men"]}, size=20)
+    ranking = RankingConfig(depth=30, num_candidates=30, legs={"text_text": 1.0})
+    result = engine.search(request, ranking)
+    record = result["guaranteed_k"][0]
+    assert record["leg"] == "text_text" and record["returned"] == 3
+    assert record["strategy"].startswith(strategy)
+    assert result["legs"]["text_text"]["hits"] == record["needed"] == 30
+    if strategy == "exact":  # brute force must equal numpy over every matching document
+        docs = es.search(index=ALIAS, size=1000, query={"term": {"gender": "Men"}},
+                         source={"includes": ["text_vector"], "exclude_vectors": False})["hits"]["hits"]
+        query_vector = encoder.encode_texts(["casual shoes"])[0]
+        expected = queries.rank_by_cosine(query_vector, [d for d in docs if "text_vector" in d["_source"]],
+                                          "text_vector", 30)
+        assert [h["_id"] for h in result["hits"]] == [doc_id for doc_id, _, _ in expected][:20]
+
+
+def test_pages_have_no_overlaps_or_gaps(client: Any) -> None:
+    query = {"text": "cotton t-shirt", "ranking": {"depth": 40}}
+    whole = client.post("/search", json={**query, "size": 63}).json
+    pages = [client.post("/search", json={**query, "size": 9, "from": start}).json for start in range(0, 63, 9)]
+    ids = [h["_id"] for page in pages for h in page["hits"]]
+    assert len(ids) == len(set(ids)) == 63
+    assert ids == [h["_id"] for h in whole["hits"]]
+    assert all(page["total"] == whole["total"] for page in pages)
+    beyond = client.post("/search", json={**query, "size": 10, "from": whole["total"]}).json
+    assert beyond["hits"] == []
+
+
+def test_facets_count_the_fused_candidate_set(client: Any) -> None:
+    query = {"text": "sports shoes", "ranking": {"depth": 25}, "facets": ["article_type", "gender"]}
+    result = client.post("/search", json={**query, "size": 100}).json
+    assert result["total"] <= 75 and len(result["hits"]) == result["total"]
+    for facet in ("article_type", "gender"):
+        counts: dict[str, int] = {}
+        for hit in result["hits"]:
+            if hit["_source"].get(facet):
+                counts[hit["_source"][facet]] = counts.get(hit["_source"][facet], 0) + 1
+        expected = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+        assert [(b["value"], b["count"]) for b in result["facets"][facet]] == expected
+    assert sum(b["count"] for b in result["facets"]["gender"]) > result["legs"]["bm25"]["hits"] or \
+        result["legs"]["bm25"]["hits"] == result["total"]
+
+
+class _BrokenEncoder:
+    def __init__(self, real: Any, mode: str) -> None:
+        self._real, self._mode = real, mode
+        self.identity, self.dim, self.name = real.identity, real.dim, real.name
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        if self._mode == "slow":
+            time.sleep(1.0)
+            return self._real.encode_texts(texts)
+        raise RuntimeError("onnxruntime session crashed")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+@pytest.mark.parametrize("mode,reason", [("fail", "encoder failed"), ("slow", "timed out")])
+def test_broken_encoder_degrades_to_bm25_and_says_so(search_index: str, search_settings: Settings, encoder: Any,
+                                                     mode: str, reason: str) -> None:
+    app = create_app(search_settings, encoder=_BrokenEncoder(encoder, mode),
+                     engine_options=EngineOptions(encoder_timeout_s=0.3))
+    client = app.test_client()
+    result = client.post("/search", json={"text": "red dress", "size": 5}).json
+    assert list(result["legs"]) == ["bm25"] and len(result["hits"]) == 5
+    assert len(result["degraded"]) == 1 and result["degraded"][0].startswith("text_vector:")
+    assert reason in result["degraded"][0]
+    metrics = client.get("/metrics").data.decode()
+    assert 'mmsearch_degraded_total{component="text_vector"} 1.0' in metrics
+
+
+class _OneBadLegEngine(SearchEngine):
+    def _leg_bodies(self, request: Any, ranking: Any, weights: Any, vectors: Any) -> dict:
+        bodies = super()._leg_bodies(request, ranking, weights, vectors)
+        bodies["text_image"]["knn"]["query_vector"] = [0.5, 0.5, 0.5]  # wrong dims: ES rejects this leg
+        return bodies
+
+
+def test_a_failing_leg_is_dropped_and_named(es: Any, search_index: str, search_settings: Settings,
+                                            encoder: Any) -> None:
+    engine = _OneBadLegEngine(es, encoder, search_settings)
+    result = engine.search(SearchRequest(text="handbag", size=5), RankingConfig())
+    assert set(result["legs"]) == {"bm25", "text_text"}
+    assert any(d.startswith("leg:text_image:") for d in result["degraded"])
+    assert len(result["hits"]) == 5
+
+
+def test_bad_input_gets_400_or_413_never_500(search_index: str, search_settings: Settings, encoder: Any,
+                                              client: Any) -> None:
+    small = create_app(search_settings, encoder=encoder,
+                       limits=ServiceLimits(max_body_bytes=64 * 1024, max_image_bytes=32 * 1024)).test_client()
+    big = b"\xff" * (200 * 1024)
+    assert small.post("/search", data=big, content_type="application/json").status_code == 413
+    upload = small.post("/search", data={"image": (io.BytesIO(b"x" * 40 * 1024), "a.jpg")},
+                        content_type="multipart/form-data")
+    assert upload.status_code == 413 and upload.json["error"] == "PayloadTooLargeError"
+    cases = [
+        client.post("/search", data="{not json", content_type="application/json"),
+        client.post("/search", json={"text": "x", "size": 10_000}),
+        client.post("/search", json={"text": "x", "filters": {"password": "1"}}),
+        client.post("/search", json={"text": "x", "ranking": {"method": "magic"}}),
+        client.post("/search", json={"text": "x" * 5000}),
+        client.post("/search", json={}),
+        client.post("/search", json={"image_base64": "%%%not base64%%%"}),
+        client.post("/search", json={"image_base64": base64.b64encode(b"\xff\xd8\xff\xe0 truncated jpeg").decode()}),
+        client.get("/search?q=x&size=abc"),
+        client.get("/search?q=x&colour=red"),
+    ]
+    for response in cases:
+        assert response.status_code == 400, (response.status_code, response.json)
+        assert set(response.json) >= {"error", "message"} and "Traceback" not in response.get_data(as_text=True)
+
+
+def test_png_bomb_is_refused(client: Any) -> None:
+    image = Image.new("1", (20000, 20000))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    response = client.post("/search", json={"image_base64": base64.b64encode(buffer.getvalue()).decode()})
+    assert response.status_code == 400 and response.json["error"] == "ImageDecodeError"
+
+
+def test_es_down_is_503_with_retry_after(encoder: Any) -> None:
+    dead = Settings(es_hosts=("http://127.0.0.1:9",), request_timeout_s=2)
+    client = create_app(dead, encoder=encoder, capabilities=object()).test_client()
+    response = client.post("/search", json={"text": "shirt"})
+    assert response.status_code == 503
+    assert response.headers["Retry-After"].isdigit() and response.json["error"] == "ClusterUnavailableError"
+    assert client.get("/readyz").status_code == 503
+    assert client.get("/healthz").status_code == 200
+
+
+def test_readyz_checks_model_identity(client: Any, search_index: str, search_settings: Settings,
+                                      encoder: Any) -> None:
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json["checks"]["alias"] == search_index
+    other = _BrokenEncoder(encoder, "fail")
+    other.identity = "0" * 64
+    mismatch = create_app(search_settings, encoder=other).test_client().get("/readyz")
+    assert mismatch.status_code == 503 and "different model" in mismatch.json["checks"]["error"]
+
+
+@pytest.fixture()
+def service_url(search_index: str, search_settings: Settings, encoder: Any) -> Any:
+    server = make_server("127.0.0.1", 0, create_app(search_settings, encoder=encoder), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def test_drop_in_proxy_with_the_official_client(service_url: str, es: Any) -> None:
+    from elasticsearch import Elasticsearch
+
+    app_client = Elasticsearch(service_url)  # the legacy app, pointed at us instead of ES
+    body = {"query": {"bool": {"must": [{"match": {"title": "blue shirt"}}],
+                               "filter": [{"term": {"gender": "Men"}}]}},
+            "aggs": {"colours": {"terms": {"field": "base_colour"}}}, "size": 8}
+    hybrid = app_client.search(index=ALIAS, **body)
+    direct = es.search(index=ALIAS, **body)
+    assert hybrid.meta.headers["X-Elastic-Product"] == "Elasticsearch"
+    assert len(hybrid["hits"]["hits"]) == 8
+    assert all(h["_source"]["gender"] == "Men" for h in hybrid["hits"]["hits"])  # app filters kept in vector legs
+    assert hybrid["aggregations"] == direct["aggregations"].body if hasattr(direct["aggregations"], "body") \
+        else hybrid["aggregations"] == direct["aggregations"]
+    assert hybrid["hits"]["total"]["value"] >= direct["hits"]["total"]["value"]
+    assert set(hybrid["_hybrid"]["legs"]) == {"bm25", "text_text", "text_image"}
+    vector_only = {h["_id"] for h in hybrid["hits"]["hits"]} - {h["_id"] for h in direct["hits"]["hits"]}
+    assert vector_only or [h["_id"] for h in hybrid["hits"]["hits"]] != [h["_id"] for h in direct["hits"]["hits"]]
+
+    # What we cannot improve is passed through unchanged.
+    sorted_body = {"query": {"match": {"title": "shirt"}}, "sort": [{"year": "desc"}], "size": 5}
+    assert [h["_id"] for h in app_client.search(index=ALIAS, **sorted_body)["hits"]["hits"]] == \
+        [h["_id"] for h in es.search(index=ALIAS, **sorted_body)["hits"]["hits"]]
+    assert app_client.count(index=ALIAS)["count"] == es.count(index=ALIAS)["count"]
+    assert app_client.indices.exists(index=ALIAS)
+    off = app_client.options(headers={"X-Hybrid-Options": "off"}).search(index=ALIAS, **body)
+    assert [h["_id"] for h in off["hits"]["hits"]] == [h["_id"] for h in direct["hits"]["hits"]]
+    linear = app_client.options(headers={"X-Hybrid-Options": json.dumps({"method": "linear"})}).search(
+        index=ALIAS, **body)
+    assert linear["_hybrid"]["variant"] == "hybrid-rrf" and len(linear["hits"]["hits"]) == 8
