@@ -120,11 +120,11 @@ def size_per_type(es: Any, encoder: Any, sources: list[tuple[Any, ...]], alias: 
                           "refresh_interval": "-1"}}, mappings=body["mappings"])
         try:
             started = time.perf_counter()
-            bulk(es, (index_action(name, doc["id"], build_source(doc, tv, iv, digest))
-                     for doc, tv, iv, digest in sources), chunk_size=500, request_timeout=300)
+            bulk(es.options(request_timeout=300), (index_action(name, doc["id"], build_source(doc, tv, iv, digest))
+                                                   for doc, tv, iv, digest in sources), chunk_size=500)
             es.indices.refresh(index=name)
             load_seconds = time.perf_counter() - started
-            es.indices.forcemerge(index=name, max_num_segments=1, request_timeout=900)
+            es.options(request_timeout=900).indices.forcemerge(index=name, max_num_segments=1)
             stats = es.indices.stats(index=name, metric="store,docs")["indices"][name]["primaries"]
             size = stats["store"]["size_in_bytes"]
             docs = stats["docs"]["count"]
