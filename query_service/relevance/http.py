@@ -1,0 +1,55 @@
+"""``POST /events``: clicks, add-to-cart and purchases, validated, then buffered for ES."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+
+from mmsearch.exceptions import RequestValidationError
+
+EVENT_TYPES = ("click", "add_to_cart", "purchase")
+MAX_EVENTS_PER_REQUEST = 500
+_STRING_FIELDS = ("query_id", "doc_id", "unit_id", "experiment_id", "variant", "team")
+
+
+def validate_event(event: Any) -> dict[str, Any]:
+    if not isinstance(event, Mapping):
+        raise RequestValidationError("each event must be an object")
+    unknown = set(event) - {"type", "position", "ts", *_STRING_FIELDS}
+    if unknown:
+        raise RequestValidationError("unknown event fields", unknown=sorted(unknown))
+    if event.get("type") not in EVENT_TYPES:
+        raise RequestValidationError("type must be one of " + ", ".join(EVENT_TYPES), got=str(event.get("type")))
+    for name in ("query_id", "doc_id"):
+        if not isinstance(event.get(name), str) or not event[name] or len(event[name]) > 200:
+            raise RequestValidationError(f"{name} is required (a string of at most 200 chars)")
+    for name in _STRING_FIELDS:
+        if name in event and event[name] is not None and (not isinstance(event[name], str) or len(event[name]) > 200):
+            raise RequestValidationError(f"{name} must be a string of at most 200 chars")
+    position = event.get("position")
+    if position is not None and (not isinstance(position, int) or isinstance(position, bool) or not 1 <= position <= 1000):
+        raise RequestValidationError("position must be an integer in [1, 1000]")
+    return dict(event)
+
+
+def events_blueprint(event_logger: Any) -> Blueprint:
+    blueprint = Blueprint("events", __name__)
+
+    @blueprint.post("/events")
+    def post_events() -> Any:
+        body = request.get_json(silent=True)
+        events = body if isinstance(body, list) else [body]
+        if body is None or not events:
+            raise RequestValidationError("send a JSON event object or a list of them")
+        if len(events) > MAX_EVENTS_PER_REQUEST:
+            raise RequestValidationError(f"at most {MAX_EVENTS_PER_REQUEST} events per request")
+        clean = [validate_event(e) for e in events]  # all or nothing: no half-accepted batches
+        for event in clean:
+            event_logger.log_event(event)
+        response = jsonify({"accepted": len(clean)})
+        response.status_code = 202
+        return response
+
+    return blueprint
