@@ -108,3 +108,37 @@ def encoder(model_dir: Path) -> Any:
     from onnx_models.runtime import Encoder
 
     return Encoder.load(model_dir)
+
+
+# --- a small real product index shared by the query-service and relevance live tests ---------
+
+PRODUCT_ALIAS = "qs-live"
+
+
+@pytest.fixture(scope="session")
+def search_settings(es_settings: Settings) -> Settings:
+    return Settings(es_hosts=es_settings.es_hosts, products_alias=PRODUCT_ALIAS, state_dir=es_settings.state_dir)
+
+
+@pytest.fixture(scope="session")
+def search_index(es_session_client: Any, encoder: Any, catalog_dir: Path, search_settings: Settings,
+                 session_indices: set[str], tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """~600 real products around the first photos in the catalog: a mix with and without images."""
+    import itertools
+
+    from indexer.catalog import CatalogConfig
+    from indexer.lifecycle import build, swap
+    from indexer.pipeline import PipelineConfig
+
+    subset = tmp_path_factory.mktemp("qs") / "products.jsonl"
+    with (catalog_dir / "products.jsonl").open() as lines:
+        subset.write_text("".join(itertools.islice(lines, 6900, 7500)))
+    summary = build(es_session_client, encoder, CatalogConfig(path=subset, image_root=catalog_dir), alias=PRODUCT_ALIAS,
+                    state_dir=search_settings.state_dir, pipeline=PipelineConfig(progress=False))
+    session_indices.add(summary["index"])
+    swap(es_session_client, PRODUCT_ALIAS, summary["index"], loaded_identity=encoder.identity)
+    assert summary["with_image_vector"] > 100 and summary["indexed"] == 600
+    yield summary["index"]
+    es_session_client.indices.delete(index=summary["index"], ignore_unavailable=True)
+
+

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import itertools
 import json
 import threading
 import time
@@ -16,9 +15,6 @@ import pytest
 from PIL import Image
 from werkzeug.serving import make_server
 
-from indexer.catalog import CatalogConfig
-from indexer.lifecycle import build, swap
-from indexer.pipeline import PipelineConfig
 from mmsearch.capabilities import detect_capabilities
 from mmsearch.config import Settings
 from query_service import queries
@@ -29,26 +25,6 @@ from query_service.ranking import RankingConfig, SearchRequest
 from query_service.validation import ServiceLimits
 
 ALIAS = "qs-live"
-
-
-@pytest.fixture(scope="session")
-def search_settings(es_settings: Settings) -> Settings:
-    return Settings(es_hosts=es_settings.es_hosts, products_alias=ALIAS, state_dir=es_settings.state_dir)
-
-
-@pytest.fixture(scope="session")
-def search_index(es_session_client: Any, encoder: Any, catalog_dir: Path, search_settings: Settings,
-                 session_indices: set[str], tmp_path_factory: pytest.TempPathFactory) -> str:
-    """~600 real products around the first photos in the catalog: a mix with and without images."""
-    subset = tmp_path_factory.mktemp("qs") / "products.jsonl"
-    with (catalog_dir / "products.jsonl").open() as lines:
-        subset.write_text("".join(itertools.islice(lines, 6900, 7500)))
-    summary = build(es_session_client, encoder, CatalogConfig(path=subset, image_root=catalog_dir), alias=ALIAS,
-                    state_dir=search_settings.state_dir, pipeline=PipelineConfig(progress=False))
-    session_indices.add(summary["index"])
-    swap(es_session_client, ALIAS, summary["index"], loaded_identity=encoder.identity)
-    assert summary["with_image_vector"] > 100 and summary["indexed"] == 600
-    return summary["index"]
 
 
 @pytest.fixture(scope="session")

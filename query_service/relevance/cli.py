@@ -1,0 +1,147 @@
+"""``mmsearch eval ...``: judgments, offline evaluation, fusion tuning, A/B reports."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mmsearch.exceptions import ConfigError
+
+
+def register(subparsers: Any) -> None:
+    group = subparsers.add_parser("eval", help="relevance: judgments, offline evaluation, tuning, A/B reports")
+    sub = group.add_subparsers(dest="eval_command", required=True)
+
+    judg = sub.add_parser("judgments", help="derive graded judgments from catalog attributes (README rule)")
+    judg.add_argument("--catalog", type=Path, required=True, help="catalog dir with products.jsonl")
+    judg.add_argument("--queries", type=Path, help="queries JSONL with intents (default: <catalog>/dev_queries.jsonl)")
+    judg.add_argument("--out", type=Path, required=True)
+    judg.set_defaults(handler=_judgments)
+
+    imp = sub.add_parser("import-csv", help="human judgments from CSV (qid,query,doc_id,grade)")
+    imp.add_argument("csv", type=Path)
+    imp.add_argument("--out", type=Path, required=True)
+    imp.set_defaults(handler=_import_csv)
+
+    for name, help_text, handler in (("run", "evaluate ranking variants against the live index", _run),
+                                     ("tune", "cross-validated fusion tuning; writes the winner as a variant", _tune)):
+        cmd = sub.add_parser(name, help=help_text)
+        cmd.add_argument("--judgments", type=Path, required=True)
+        cmd.add_argument("--alias", help="index alias (default: settings products_alias)")
+        cmd.add_argument("--model", type=Path, help="model package (default: MMSEARCH_MODEL_DIR)")
+        cmd.add_argument("--catalog", type=Path, help="catalog dir, for image judgments")
+        cmd.add_argument("--out", type=Path, required=True, help="output dir (run) or variant file (tune)")
+        cmd.set_defaults(handler=handler)
+        if name == "run":
+            cmd.add_argument("--variants", type=Path, required=True)
+            cmd.add_argument("--baseline", help="variant to compare against (default: the first)")
+        else:
+            cmd.add_argument("--folds", type=int, default=5)
+            cmd.add_argument("--seed", type=int, default=0)
+            cmd.add_argument("--report", type=Path, help="write the tuning summary JSON here")
+
+    rep = sub.add_parser("ab-report", help="A/B or interleaving report from the events index")
+    rep.add_argument("--experiment", type=Path, required=True, help="the experiment config file")
+    rep.set_defaults(handler=_ab_report)
+
+
+def _engine(args: argparse.Namespace) -> Any:
+    from mmsearch.capabilities import detect_capabilities
+    from mmsearch.config import Settings
+    from onnx_models.runtime import Encoder
+    from query_service.engine import SearchEngine
+
+    settings = Settings.load(config_file=args.config, products_alias=args.alias,
+                             model_dir=str(args.model) if args.model else None)
+    if settings.model_dir is None:
+        raise ConfigError("no model: pass --model or set MMSEARCH_MODEL_DIR", setting="model_dir")
+    es = settings.es_client()
+    return SearchEngine(es, Encoder.load(settings.model_dir), settings, detect_capabilities(es))
+
+
+def _judgments(args: argparse.Namespace) -> int:
+    from query_service.relevance.judgments import generate, write_jsonl
+
+    queries_path = args.queries or args.catalog / "dev_queries.jsonl"
+    for path in (args.catalog / "products.jsonl", queries_path):
+        if not path.is_file():
+            raise ConfigError("file not found", path=str(path))
+    products = [json.loads(line) for line in (args.catalog / "products.jsonl").open() if line.strip()]
+    queries = [json.loads(line) for line in queries_path.open() if line.strip()]
+    judged = generate(products, queries)
+    write_jsonl(judged, args.out)
+    print(json.dumps({"queries": len(judged), "judged_pairs": sum(len(j.grades) for j in judged),
+                      "out": str(args.out)}))
+    return 0
+
+
+def _import_csv(args: argparse.Namespace) -> int:
+    from query_service.relevance.judgments import import_csv, write_jsonl
+
+    judged = import_csv(args.csv)
+    write_jsonl(judged, args.out)
+    print(json.dumps({"queries": len(judged), "out": str(args.out)}))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from query_service.relevance import evaluate
+    from query_service.relevance.judgments import read_jsonl
+
+    judgments = read_jsonl(args.judgments)
+    variants = evaluate.load_variants(args.variants)
+    rankings = evaluate.run_variants(_engine(args), judgments, variants, args.catalog)
+    per_query = evaluate.score(rankings, judgments)
+    summary = evaluate.summarize(per_query, args.baseline)
+    paths = evaluate.write_outputs(per_query, summary, args.out)
+    print(evaluate.markdown_table(summary))
+    print(json.dumps(paths))
+    return 0
+
+
+def colour_class(query: str | None, colours: set[str]) -> str:
+    text = (query or "").lower()
+    return "colour" if any(c in text for c in colours) else "no-colour"
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from query_service.relevance import tuning
+    from query_service.relevance.judgments import read_jsonl
+
+    judgments = read_jsonl(args.judgments)
+    engine = _engine(args)
+    cache = tuning.collect_legs(engine, judgments)
+    configs = tuning.candidate_grid()
+    matrix = tuning.score_matrix(configs, cache, judgments)
+    colours = {str(j.intent.get("colour")).lower() for j in judgments if j.intent.get("colour")}
+    classes = [colour_class(j.query, colours) for j in judgments]
+    result = tuning.tune(matrix, configs, args.folds, args.seed, classes)
+    variant = tuning.to_variant(result.best)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(yaml.safe_dump({"variants": [variant]}, sort_keys=False))
+    summary = {**result.summary(args.seed), "configs_searched": len(configs), "folds": args.folds,
+               "variant_file": str(args.out)}
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _ab_report(args: argparse.Namespace) -> int:
+    from mmsearch.config import Settings
+    from query_service.relevance.experiments import load_config
+    from query_service.relevance.report import ab_report, interleaving_report
+    from query_service.relevance.store import fetch_experiment_events
+
+    config = load_config(args.experiment)
+    settings = Settings.load(config_file=args.config)
+    exposures, events = fetch_experiment_events(settings.es_client(), settings.events_index, config.id)
+    report = interleaving_report(exposures, events) if config.mode == "interleave" else \
+        ab_report(exposures, events, config.shares)
+    print(json.dumps(report, indent=2, default=list))
+    return 0
