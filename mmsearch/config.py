@@ -187,3 +187,24 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
             raise ConfigError("request_timeout_s must be a number of seconds", setting="request_timeout_s",
                               value=out["request_timeout_s"]) from exc
     return out
+
+
+def default_catalog_dir() -> Path | None:
+    """Where the shared fashion catalog is, if anywhere: ``MMSEARCH_CATALOG_DIR``, then
+    ``../shared/data/fashion-products`` beside the checkout, then beside the repository this
+    checkout was cloned from (CI and reviewers clone into a temporary directory)."""
+    relative = Path("shared") / "data" / "fashion-products"
+    candidates: list[Path] = []
+    if os.environ.get("MMSEARCH_CATALOG_DIR"):
+        candidates.append(Path(os.environ["MMSEARCH_CATALOG_DIR"]))
+    candidates.append(PROJECT_ROOT.parent / relative)
+    try:
+        import subprocess
+
+        origin = subprocess.run(["git", "-C", str(PROJECT_ROOT), "remote", "get-url", "origin"],
+                                capture_output=True, text=True, timeout=5).stdout.strip()
+        if origin and Path(origin).is_dir():
+            candidates.append(Path(origin).resolve().parent / relative)
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return next((c for c in candidates if (c / "products.jsonl").is_file()), None)

@@ -15,7 +15,6 @@ demo exercises the real CLI and prints what it runs.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import subprocess
@@ -23,10 +22,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mmsearch.config import PROJECT_ROOT, Settings
+from mmsearch.config import Settings, default_catalog_dir
 from mmsearch.exceptions import MMSearchError
 
-SHARED_CATALOG = PROJECT_ROOT.parent / "shared" / "data" / "fashion-products"
 DEMO_ALIAS = "products"
 
 
@@ -61,11 +59,9 @@ def choose_catalog(explicit: Path | None, sample: bool, state_dir: Path) -> Path
         if not (explicit / "products.jsonl").is_file():
             raise MMSearchError("no products.jsonl in the catalog dir", catalog_dir=str(explicit))
         return explicit
-    env_dir = os.environ.get("MMSEARCH_CATALOG_DIR")
-    if not sample and env_dir and (Path(env_dir) / "products.jsonl").is_file():
-        return Path(env_dir)
-    if not sample and (SHARED_CATALOG / "products.jsonl").is_file():
-        return SHARED_CATALOG
+    shared = None if sample else default_catalog_dir()
+    if shared is not None:
+        return shared
     from mmsearch.sample_catalog import generate
 
     target = state_dir / "sample-catalog"
@@ -172,5 +168,3 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
-if __name__ == "__main__":
-    print(json.dumps({"shared_catalog": str(SHARED_CATALOG)}))

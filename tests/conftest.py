@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from mmsearch.config import PROJECT_ROOT, Settings
+from mmsearch.config import PROJECT_ROOT, Settings, default_catalog_dir
 
-CATALOG_DIR = Path(os.environ.get("MMSEARCH_CATALOG_DIR", PROJECT_ROOT.parent / "shared" / "data" / "fashion-products"))
+CATALOG_DIR = default_catalog_dir()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -31,8 +31,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def catalog_dir() -> Path:
     """The shared real catalog. Missing data is an error, not a skip: CI must have it."""
-    if not (CATALOG_DIR / "products.jsonl").is_file():
-        pytest.fail(f"shared catalog not found at {CATALOG_DIR}; set MMSEARCH_CATALOG_DIR")
+    if CATALOG_DIR is None:
+        pytest.fail("shared catalog not found beside the checkout or its origin; set MMSEARCH_CATALOG_DIR")
     return CATALOG_DIR
 
 
