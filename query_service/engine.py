@@ -247,7 +247,17 @@ class SearchEngine:
 
     def search(self, request: SearchRequest, ranking: RankingConfig) -> dict[str, Any]:
         total_start = time.perf_counter()
+        if ranking.native_retriever:
+            if getattr(self.capabilities, "native_rrf_usable", False):
+                return self._native_search(request, ranking, total_start)
+            # Asked for, but this cluster lacks rank-rrf or a license that allows it: fuse here instead.
+            native_note = "native_retriever: unavailable on this cluster (needs rank-rrf and an enterprise/trial " \
+                          "license); fused in the service"
+        else:
+            native_note = None
         run = self.run_legs(request, ranking)
+        if native_note:
+            run.degraded.append(native_note)
         fuse_start = time.perf_counter()
         fused = self.fuse_run(run, ranking)
         page = paginate(fused, request.offset, request.size)
@@ -269,6 +279,30 @@ class SearchEngine:
             "guaranteed_k": run.guaranteed_k,
             "degraded": run.degraded,
         }
+
+    def _native_search(self, request: SearchRequest, ranking: RankingConfig, total_start: float) -> dict[str, Any]:
+        """One ``rrf`` retriever request: Elasticsearch fuses (unweighted, no per-leg breakdown)."""
+        degraded: list[str] = []
+        encode_start = time.perf_counter()
+        vectors = self.encode(request, ranking, degraded)
+        took = {"encode": _ms(encode_start)}
+        weights = self.active_legs(request, ranking)
+        knn_legs = {leg: (LEGS[leg][1], vectors[LEGS[leg][0]]) for leg in weights
+                    if LEGS[leg][1] and LEGS[leg][0] in vectors}
+        body = queries.native_rrf_body(request.text if "bm25" in weights else None, knn_legs, ranking,
+                                       request.filters, request.offset + request.size)
+        es_start = time.perf_counter()
+        response = self._search(body)
+        took["es"] = _ms(es_start)
+        took["total"] = _ms(total_start)
+        hits = response["hits"]["hits"][request.offset:]
+        return {"variant": ranking.name, "total": len(response["hits"]["hits"]), "offset": request.offset,
+                "size": request.size, "hits": [{"_id": h["_id"], "_score": h["_score"], "_source": h["_source"]}
+                                               for h in hits], "facets": {}, "took_ms": took,
+                "legs": {leg: {"hits": None, "weight": 1.0, "took_ms": None} for leg in ["bm25", *knn_legs]
+                         if leg != "bm25" or "bm25" in weights},
+                "fusion": {"method": "native_rrf", "rrf_k": ranking.rrf_k}, "guaranteed_k": [],
+                "degraded": degraded}
 
     @staticmethod
     def _hit(hit: FusedHit, run: LegRun, explain: bool) -> dict[str, Any]:

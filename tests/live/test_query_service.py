@@ -318,3 +318,15 @@ def test_drop_in_proxy_with_the_official_client(service_url: str, es: Any) -> No
     linear = app_client.options(headers={"X-Hybrid-Options": json.dumps({"method": "linear"})}).search(
         index=ALIAS, **body)
     assert linear["_hybrid"]["variant"] == "hybrid-rrf" and len(linear["hits"]["hits"]) == 8
+
+
+def test_native_retriever_request_falls_back_visibly_where_unavailable(client: Any, es: Any) -> None:
+    caps = detect_capabilities(es)
+    result = client.post("/search", json={"text": "white shirt", "size": 5,
+                                          "ranking": {"native_retriever": True}}).json
+    assert len(result["hits"]) == 5
+    if caps.native_rrf_usable:
+        assert result["fusion"]["method"] == "native_rrf"
+    else:  # the integ-test node: no rank-rrf, basic license
+        assert result["fusion"]["method"] == "rrf"
+        assert any(d.startswith("native_retriever: unavailable") for d in result["degraded"])

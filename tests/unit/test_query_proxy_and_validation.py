@@ -152,3 +152,14 @@ def test_http_input_parsing() -> None:
         with pytest.raises(RequestValidationError):
             from_query_args(bad)
     assert "/search" in openapi_document()["paths"]
+
+
+def test_native_rrf_body_shape() -> None:
+    ranking = RankingConfig(rrf_k=20, depth=50, num_candidates=100)
+    body = queries.native_rrf_body("shirt", {"text_text": ("text_vector", [0.1, 0.2])}, ranking,
+                                   {"gender": ["Men"]}, size=10)
+    retrievers = body["retriever"]["rrf"]["retrievers"]
+    assert [next(iter(r)) for r in retrievers] == ["standard", "knn"]
+    assert body["retriever"]["rrf"]["rank_constant"] == 20 and body["retriever"]["rrf"]["rank_window_size"] == 50
+    assert retrievers[1]["knn"]["filter"] == [{"terms": {"gender": ["Men"]}}] and body["size"] == 10
+    assert "standard" not in json.dumps(queries.native_rrf_body(None, {}, ranking, {}, 5))
