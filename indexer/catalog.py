@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mmsearch.config import read_mapping_file
 from mmsearch.exceptions import ConfigError, IndexingError
 
 FORMATS = ("jsonl", "csv", "parquet")
@@ -87,20 +88,7 @@ class CatalogConfig:
     def from_file(cls, config_path: str | Path, **overrides: Any) -> CatalogConfig:
         """Read a JSON/YAML field-mapping file; relative paths in it are relative to the file."""
         config_path = Path(config_path)
-        if not config_path.is_file():
-            raise ConfigError("catalog config file not found", path=str(config_path))
-        text = config_path.read_text(encoding="utf-8")
-        try:
-            if config_path.suffix in (".yaml", ".yml"):
-                import yaml
-
-                data = yaml.safe_load(text) or {}
-            else:
-                data = json.loads(text)
-        except Exception as exc:  # yaml and json raise unrelated types
-            raise ConfigError(f"catalog config is not valid: {exc}", path=str(config_path)) from exc
-        if not isinstance(data, dict):
-            raise ConfigError("catalog config must be a mapping", path=str(config_path))
+        data = read_mapping_file(config_path, "catalog config")
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(data) - known)
         if unknown:

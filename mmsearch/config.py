@@ -148,9 +148,11 @@ class Settings:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in out.items()}
 
 
-def _read_file(path: Path) -> dict[str, Any]:
+def read_mapping_file(path: Path, what: str = "config file") -> dict[str, Any]:
+    """A JSON or YAML (by suffix) file holding one mapping; every failure is a ConfigError naming ``what``."""
+    path = Path(path)
     if not path.is_file():
-        raise ConfigError("config file not found", setting="MMSEARCH_CONFIG", path=str(path))
+        raise ConfigError(f"{what} not found", path=str(path))
     text = path.read_text(encoding="utf-8")
     try:
         if path.suffix in (".yaml", ".yml"):
@@ -160,10 +162,15 @@ def _read_file(path: Path) -> dict[str, Any]:
         else:
             data = json.loads(text)
     except Exception as exc:  # both parsers raise their own types
-        raise ConfigError(f"config file is not valid {path.suffix.lstrip('.') or 'JSON'}: {exc}",
+        raise ConfigError(f"{what} is not valid {path.suffix.lstrip('.').upper() or 'JSON'}: {exc}",
                           path=str(path)) from exc
     if not isinstance(data, dict):
-        raise ConfigError("config file must hold a mapping of settings", path=str(path))
+        raise ConfigError(f"{what} must hold a mapping", path=str(path))
+    return data
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    data = read_mapping_file(path, "config file")
     known = {f.name for f in fields(Settings)}
     unknown = sorted(set(data) - known)
     if unknown:

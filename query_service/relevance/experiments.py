@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import os
 import threading
 import time
@@ -30,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mmsearch.config import read_mapping_file
 from mmsearch.exceptions import ConfigError
 
 MODES = ("ab", "interleave")
@@ -133,17 +133,7 @@ def assign(config: ExperimentConfig, unit_id: str, now: dt.datetime | None = Non
 
 
 def load_config(path: Path) -> ExperimentConfig:
-    text = Path(path).read_text(encoding="utf-8")
-    try:
-        if Path(path).suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
-    except Exception as exc:  # yaml and json raise unrelated types
-        raise ConfigError("experiment file is not valid YAML/JSON", path=str(path), error=str(exc)) from exc
-    return ExperimentConfig.from_dict(data or {})
+    return ExperimentConfig.from_dict(read_mapping_file(Path(path), "experiment file"))
 
 
 class ExperimentManager:
