@@ -112,7 +112,8 @@ def train_alignment(catalog_dir: Path, cfg: TrainConfig, cache_dir: Path,
     bb = backbones or load_backbones(cfg)
     feats = {
         "train": split_features(train, catalog_dir, bb, cfg, cache_dir, with_flip=cfg.flip_augment,
-                                vocab=label_vocab(train) if cfg.aux_weight > 0 else None),
+                                vocab=label_vocab(train) if cfg.aux_weight > 0 or cfg.soft_positive > 0
+                                else None),
         "val": split_features(val, catalog_dir, bb, cfg, cache_dir, with_flip=False),
     }
     heads = train_heads(feats["train"], feats["val"], cfg)
@@ -123,6 +124,16 @@ def train_alignment(catalog_dir: Path, cfg: TrainConfig, cache_dir: Path,
     # Collapse diagnostics: positive-only losses drive these towards 1.
     metrics["text_mean_pairwise_cos"] = mean_pairwise_cosine(text_emb)
     metrics["image_mean_pairwise_cos"] = mean_pairwise_cosine(image_emb)
+    # Same held-out queries against a catalog-sized gallery: every product photo we have
+    # (the seen train/val products act as distractors). Closer to the prototype's 9.6k gallery.
+    others = train + val
+    full = {name: feats[name] for name in ("train", "val")}
+    text_all = np.concatenate([text_emb] + [embed(heads.text_head, full[s].text) for s in ("train", "val")])
+    image_all = np.concatenate([image_emb] + [embed(heads.image_head, full[s].image) for s in ("train", "val")])
+    everyone = test + others
+    big = retrieval_report(text_all, image_all, [r["article_type"] for r in everyone],
+                           [r.get("base_colour") or "" for r in everyone], n_queries=len(test))
+    metrics.update({f"full_gallery_{k}": v for k, v in big.items()})
     sizes = {"train": len(train), "val": len(val), "test": len(test)}
     return TrainResult(heads, metrics, sizes, time.monotonic() - started), bb
 

@@ -22,7 +22,7 @@ from onnx_models.backbones import ColourConfig
 from onnx_models.text import TextTemplate
 from onnx_models.train import TrainConfig
 
-BASE = TrainConfig(progress=False)
+BASE = TrainConfig(progress=False, aux_weight=0.0)  # rows below add aux explicitly
 COLUMNS = ("t2i_R@1", "t2i_R@10", "t2i_MRR", "i2t_R@10", "t2i_P@10_type", "t2i_P@10_type_colour",
            "i2i_P@10_type", "i2i_P@10_type_colour", "image_mean_pairwise_cos")
 
@@ -41,6 +41,10 @@ GROUPS: dict[str, dict[str, dict[str, Any]]] = {
         "mlp + hflip + colour hist, own LayerNorm, gain 2": {"colour_branch_norm": True, "colour_gain": 2.0},
         "mlp + hflip + colour hist + aux type/colour loss 0.3": {"aux_weight": 0.3},
         "mlp + hflip + aux type/colour loss 0.3, no colour hist": {"aux_weight": 0.3, "colour": None},
+        "mlp + hflip + colour hist + soft positives 0.3": {"soft_positive": 0.3},
+        "mlp + hflip + colour hist + soft positives 0.3 + aux 0.3": {"soft_positive": 0.3, "aux_weight": 0.3},
+        "mlp + hflip + colour hist + aux 1.0": {"aux_weight": 1.0},
+        "mlp + hflip + colour hist + soft positives 0.5 + aux 1.0": {"soft_positive": 0.5, "aux_weight": 1.0},
     },
     "backbone": {
         "lite2 + mlp + hflip + colour": {"image_arch": "efficientnet_lite2"},
@@ -48,21 +52,28 @@ GROUPS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
-def run_group(catalog: Path, cache: Path, variants: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    rows = []
+def run_group(catalog: Path, cache: Path, variants: dict[str, dict[str, Any]], done: list[dict[str, Any]],
+              save: Any, pattern: str | None = None) -> list[dict[str, Any]]:
+    """Train each variant not yet in ``done`` (or matching ``pattern``); ``save`` persists after each one."""
+    rows = {row["variant"]: row for row in done}
     backbones: dict[str, Any] = {}
     for label, overrides in variants.items():
+        if label in rows and not (pattern and pattern in label):
+            continue
+        if pattern and pattern not in label:
+            continue
         cfg = replace(BASE, **overrides)
         key = cfg.image_arch
         started = time.monotonic()
         result, backbones[key] = train_alignment(catalog, cfg, cache, backbones=backbones.get(key))
-        rows.append({"variant": label, "overrides": {k: str(v) for k, v in overrides.items()},
-                     "best_epoch": result.heads.best_epoch, "temperature": result.heads.temperature,
-                     "seconds": round(time.monotonic() - started, 1), "sizes": result.sizes,
-                     "metrics": result.test_metrics})
+        rows[label] = {"variant": label, "overrides": {k: str(v) for k, v in overrides.items()},
+                       "best_epoch": result.heads.best_epoch, "temperature": result.heads.temperature,
+                       "seconds": round(time.monotonic() - started, 1), "sizes": result.sizes,
+                       "metrics": result.test_metrics}
         print(json.dumps({"variant": label, **{c: round(result.test_metrics[c], 3) for c in COLUMNS}}),
               file=sys.stderr)
-    return rows
+        save([rows[k] for k in variants if k in rows])
+    return [rows[k] for k in variants if k in rows]
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
@@ -78,13 +89,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", type=Path, default=Path(".state/models/_features"))
     parser.add_argument("--out", type=Path, default=Path(".state/experiments/alignment.json"))
     parser.add_argument("--only", choices=sorted(GROUPS), action="append")
+    parser.add_argument("--variant", default=None, help="re-run only variants whose label contains this")
     args = parser.parse_args(argv)
     results: dict[str, Any] = json.loads(args.out.read_text()) if args.out.is_file() else {}
     for group in args.only or list(GROUPS):
-        results[group] = run_group(args.catalog, args.cache_dir, GROUPS[group])
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2))
-        print(f"\n### {group}\n\n{markdown(results[group])}\n")
+        def save(rows: list[dict[str, Any]], group: str = group) -> None:
+            results[group] = rows
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(results, indent=2))
+
+        rows = run_group(args.catalog, args.cache_dir, GROUPS[group], results.get(group, []), save, args.variant)
+        print(f"\n### {group}\n\n{markdown(rows)}\n")
     return 0
 
 

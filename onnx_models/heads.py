@@ -74,7 +74,23 @@ class LogitScale(nn.Module):
         return self.value.clamp(max=math.log(100)).exp()
 
 
-def alignment_loss(kind: str, text: torch.Tensor, image: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+def soft_targets(groups: torch.Tensor, weight: float) -> torch.Tensor:
+    """Row i: 1 - weight on item i, ``weight`` shared by other in-batch items of the same group.
+
+    Why: catalog products of the same type and colour are near-duplicates;
+    plain InfoNCE pushes them apart as negatives, which hurts type+colour
+    precision. Rows without a same-group partner (or group < 0) keep a hard target.
+    """
+    same = (groups[:, None] == groups[None, :]) & (groups[:, None] >= 0)
+    same.fill_diagonal_(False)
+    partners = same.sum(1, keepdim=True)
+    soft = same.float() * (weight / partners.clamp(min=1))
+    own = torch.where(partners.squeeze(1) > 0, 1 - weight, 1.0)
+    return soft + torch.diag(own)
+
+
+def alignment_loss(kind: str, text: torch.Tensor, image: torch.Tensor, scale: torch.Tensor,
+                   groups: torch.Tensor | None = None, soft_weight: float = 0.0) -> torch.Tensor:
     """``infonce``: symmetric CLIP loss. ``cosine``/``mse``: the seed's positive-only losses.
 
     Positive-only losses have a trivial minimum (every embedding the same
@@ -83,6 +99,10 @@ def alignment_loss(kind: str, text: torch.Tensor, image: torch.Tensor, scale: to
     """
     if kind == "infonce":
         logits = scale * text @ image.T
+        if groups is not None and soft_weight > 0:
+            target_matrix = soft_targets(groups, soft_weight)  # symmetric, so it serves both directions
+            return -((target_matrix * F.log_softmax(logits, 1)).sum(1).mean()
+                     + (target_matrix * F.log_softmax(logits.T, 1)).sum(1).mean()) / 2
         target = torch.arange(len(text), device=text.device)
         return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
     cos = (text * image).sum(-1)

@@ -21,8 +21,8 @@ def _topk(scores: np.ndarray, k: int) -> np.ndarray:
 
 def exact_item_metrics(queries: np.ndarray, gallery: np.ndarray, ks: Sequence[int] = (1, 5, 10),
                        chunk: int = 1024) -> dict[str, float]:
-    if queries.shape != gallery.shape:
-        raise ValueError("exact-item retrieval needs one gallery item per query, aligned by row")
+    if queries.shape[1] != gallery.shape[1] or len(gallery) < len(queries):
+        raise ValueError("exact-item retrieval needs gallery row i to be query i's item (extra rows = distractors)")
     n = len(queries)
     if n == 0:
         raise ValueError("no queries")
@@ -73,22 +73,46 @@ def label_precision_ceiling(labels: Sequence[object], k: int = 10, exclude_self:
 
 
 def retrieval_report(text_emb: np.ndarray, image_emb: np.ndarray, types: Sequence[str],
-                     colours: Sequence[str]) -> dict[str, float]:
-    """The full table reported in docs/alignment.md, for one held-out gallery."""
+                     colours: Sequence[str], n_queries: int | None = None) -> dict[str, float]:
+    """The full table reported in docs/alignment.md.
+
+    Rows ``[:n_queries]`` are the queries (held-out products); all rows form the
+    gallery, so extra rows act as distractors (e.g. the training products, to
+    evaluate on a catalog-sized gallery).
+    """
+    n = len(text_emb) if n_queries is None else n_queries
     type_colour = [f"{t}|{c}" for t, c in zip(types, colours)]
-    report: dict[str, float] = {"gallery_size": float(len(image_emb))}
-    for name, value in exact_item_metrics(text_emb, image_emb).items():
+    report: dict[str, float] = {"gallery_size": float(len(image_emb)), "queries": float(n)}
+    for name, value in exact_item_metrics(text_emb[:n], image_emb).items():
         report[f"t2i_{name}"] = value
-    for name, value in exact_item_metrics(image_emb, text_emb).items():
+    for name, value in exact_item_metrics(image_emb[:n], text_emb).items():
         report[f"i2t_{name}"] = value
-    report["t2i_P@10_type"] = label_precision(text_emb, image_emb, types, types)
-    report["t2i_P@10_type_colour"] = label_precision(text_emb, image_emb, type_colour, type_colour)
-    report["i2i_P@10_type"] = label_precision(image_emb, image_emb, types, types, exclude_self=True)
-    report["i2i_P@10_type_colour"] = label_precision(image_emb, image_emb, type_colour, type_colour,
-                                                     exclude_self=True)
-    report["t2i_P@10_type_colour_ceiling"] = label_precision_ceiling(type_colour)
-    report["i2i_P@10_type_colour_ceiling"] = label_precision_ceiling(type_colour, exclude_self=True)
+    report["t2i_P@10_type"] = label_precision(text_emb[:n], image_emb, types[:n], types)
+    report["t2i_P@10_type_colour"] = label_precision(text_emb[:n], image_emb, type_colour[:n], type_colour)
+    # image->image: exclude the query's own photo (row i of the gallery)
+    report["i2i_P@10_type"] = _i2i(image_emb, n, types)
+    report["i2i_P@10_type_colour"] = _i2i(image_emb, n, type_colour)
+    report["t2i_P@10_type_colour_ceiling"] = _ceiling(type_colour, n, exclude_self=False)
+    report["i2i_P@10_type_colour_ceiling"] = _ceiling(type_colour, n, exclude_self=True)
     return report
+
+
+def _i2i(image_emb: np.ndarray, n: int, labels: Sequence[object], k: int = 10) -> float:
+    if n == len(image_emb):
+        return label_precision(image_emb, image_emb, labels, labels, k=k, exclude_self=True)
+    scores = image_emb[:n] @ image_emb.T
+    scores[np.arange(n), np.arange(n)] = -np.inf
+    top = _topk(scores, k)
+    g = np.asarray(labels, dtype=object)
+    return float((g[top] == g[:n, None]).mean())
+
+
+def _ceiling(labels: Sequence[object], n: int, exclude_self: bool, k: int = 10) -> float:
+    counts: dict[object, int] = {}
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    own = 1 if exclude_self else 0
+    return float(np.mean([min(k, counts[label] - own) / k for label in labels[:n]]))
 
 
 def mean_pairwise_cosine(emb: np.ndarray, max_rows: int = 2000) -> float:

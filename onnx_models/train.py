@@ -31,7 +31,8 @@ class TrainConfig:
     flip_augment: bool = True  # hflip view of each training image (features cached too)
     colour_branch_norm: bool = True  # own LayerNorm (+ gain) for the colour histogram dims
     colour_gain: float = 1.0
-    aux_weight: float = 0.0  # auxiliary type/colour classification on both towers' embeddings
+    aux_weight: float = 1.0  # auxiliary type/colour classification on both towers' embeddings (chosen in docs/alignment.md)
+    soft_positive: float = 0.0  # InfoNCE target mass shared with same type+colour in-batch items
     dim: int = 256
     head: str = "mlp"
     hidden: int = 1024
@@ -67,6 +68,8 @@ class TrainConfig:
             raise ValueError("init_temperature must be in (0, 1)")
         if self.max_train_pairs is not None and self.max_train_pairs < self.batch_size:
             raise ValueError("max_train_pairs must be >= batch_size")
+        if not 0 <= self.soft_positive < 1:
+            raise ValueError("soft_positive must be in [0, 1)")
         if self.colour_gain <= 0 or self.aux_weight < 0:
             raise ValueError("need colour_gain > 0 and aux_weight >= 0")
         if self.max_eval_pairs is not None and self.max_eval_pairs < 10:
@@ -127,9 +130,9 @@ def train_heads(train: Features, val: Features, cfg: TrainConfig) -> TrainedHead
     scale = LogitScale(cfg.init_temperature)
     # Auxiliary classifiers exist only during training; they are not exported.
     aux = torch.nn.ModuleDict()
-    if cfg.aux_weight > 0 and train.labels:
+    if cfg.aux_weight > 0 and train.labels:  # labels also exist for soft_positive; classifiers only here
         for name, values in train.labels.items():
-            aux[name] = torch.nn.Linear(cfg.dim, int(values.max()) + 1)
+            aux[f"aux_{name}"] = torch.nn.Linear(cfg.dim, int(values.max()) + 1)  # "type" is an nn.Module attr
     params = [*text_head.parameters(), *image_head.parameters(), *aux.parameters()]
     groups: list[dict[str, Any]] = [{"params": params, "weight_decay": cfg.weight_decay}]
     if cfg.learn_temperature:
@@ -142,6 +145,10 @@ def train_heads(train: Features, val: Features, cfg: TrainConfig) -> TrainedHead
     image_t = torch.from_numpy(train.image)
     flipped_t = torch.from_numpy(train.image_flipped) if train.image_flipped is not None else None
     labels_t = {k: torch.from_numpy(v.astype(np.int64)) for k, v in (train.labels or {}).items()}
+    groups_t = None
+    if cfg.soft_positive > 0 and {"type", "colour"} <= set(labels_t):
+        t, c = labels_t["type"], labels_t["colour"]
+        groups_t = torch.where((t >= 0) & (c >= 0), t * 1000 + c, -1)
     generator = torch.Generator().manual_seed(cfg.seed)
     best: tuple[float, int, dict[str, Any]] = (-1.0, -1, {})
     history: list[dict[str, float]] = []
@@ -158,9 +165,11 @@ def train_heads(train: Features, val: Features, cfg: TrainConfig) -> TrainedHead
                 use_flip = torch.rand(len(idx), generator=generator) < 0.5
                 images = torch.where(use_flip[:, None], flipped_t[idx], images)
             text_emb, image_emb = text_head(text_t[idx]), image_head(images)
-            loss = alignment_loss(cfg.loss, text_emb, image_emb, scale())
+            loss = alignment_loss(cfg.loss, text_emb, image_emb, scale(),
+                                  groups=groups_t[idx] if groups_t is not None else None,
+                                  soft_weight=cfg.soft_positive)
             for name, classifier in aux.items():
-                target = labels_t[name][idx]
+                target = labels_t[name.removeprefix("aux_")][idx]
                 # logits scaled by 10: embeddings are unit vectors, the classifier needs a sharp softmax
                 loss = loss + cfg.aux_weight * 0.5 * (
                     F.cross_entropy(10 * classifier(text_emb), target, ignore_index=-100)
@@ -172,7 +181,7 @@ def train_heads(train: Features, val: Features, cfg: TrainConfig) -> TrainedHead
             total += float(loss.detach())
         val_metrics = validate(text_head, image_head, val)
         score = (val_metrics["t2i_R@10"] + val_metrics["i2t_R@10"]) / 2
-        record = {"epoch": epoch, "loss": total / steps_per_epoch, "temperature": float(1 / scale()),
+        record = {"epoch": epoch, "loss": total / steps_per_epoch, "temperature": float(1 / scale().detach()),
                   "val_R@10": score, **val_metrics}
         history.append(record)
         bar.set_postfix(loss=f"{record['loss']:.3f}", val_r10=f"{score:.3f}")

@@ -71,3 +71,15 @@ def test_label_precision_ceiling() -> None:
     # "a" queries can fill all 10 slots; "b" queries at most 5 (4 without self)
     assert label_precision_ceiling(labels) == pytest.approx((20 * 1.0 + 5 * 0.5) / 25)
     assert label_precision_ceiling(labels, exclude_self=True) == pytest.approx((20 * 1.0 + 5 * 0.4) / 25)
+
+
+def test_report_with_distractors() -> None:
+    rng = np.random.default_rng(3)
+    emb = rng.normal(size=(40, 16)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    report = retrieval_report(emb, emb, ["t"] * 40, ["c"] * 40, n_queries=10)
+    assert report["queries"] == 10 and report["gallery_size"] == 40
+    assert report["t2i_R@1"] == 1.0 and report["i2i_P@10_type"] == 1.0
+    # a distractor identical to query 0's item makes rank 1 for that query (ties count against)
+    tied = np.concatenate([emb, emb[:1]])
+    assert retrieval_report(tied, tied, ["t"] * 41, ["c"] * 41, n_queries=10)["t2i_R@1"] == 0.9
