@@ -1,145 +1,308 @@
 """Query latency at a fixed request rate: the service vs raw Elasticsearch for the same legs.
 
-The service runs in this process behind werkzeug's threaded server on a free port (one
-process, so the numbers exclude gunicorn's fork but include real HTTP). An open-loop
-generator fires requests at ``--qps`` from a pool of threads, taking queries from the dev
-set. For every scenario the same query bodies are then sent straight to Elasticsearch
-(``_msearch`` of the same legs, client round trip), and the encoder is timed alone, so
+Serving: the Flask app from ``query_service.app.create_app`` runs behind werkzeug's
+threaded ``make_server`` in a daemon thread of this process, on a free port (real HTTP,
+one process, no gunicorn fork). An open-loop generator sends requests on a fixed schedule
+(``--qps``) from a thread pool whatever the latency, so queueing shows up in the tail.
 
-    service overhead = service latency - encode - raw ES     (per-request medians)
+For every scenario, in the same run and at the same rate:
 
-    ES_URL=http://127.0.0.1:9200 python benchmarks/latency.py --alias relevance-products --model DIR
+1. the service: ``POST /search`` (JSON; the photo as ``image_base64``) with the scenario's
+   ``ranking`` overrides, client-side latency;
+2. raw: the encoder alone (text, and image if any) then one ``_msearch`` of exactly the
+   bodies the engine builds (``query_service.queries.bm25_body`` / ``knn_body`` with the
+   engine's leg timeout), client round trip, each timed separately.
+
+    service overhead excl. encoding = p50(service) - p50(encode) - p50(raw ES)
+
+and, per request, ``client latency - took_ms.encode - took_ms.es`` from the service's own
+stage timings (HTTP, validation, fusion, JSON), which does not compare two phases.
+Hybrid cost = p50(hybrid-text) / max p50 of its single-leg scenarios.
+
+    ES_URL=http://127.0.0.1:9200 python benchmarks/latency.py [--alias ALIAS] [--write-doc]
+
+``--alias`` is used when it exists (e.g. a full shared-catalog build); otherwise ``qs-dev``.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import datetime as dt
 import json
+import logging
 import os
+import re
 import statistics
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import requests
 from werkzeug.serving import make_server
 
-from mmsearch.capabilities import detect_capabilities
-from mmsearch.config import Settings, default_catalog_dir
+from mmsearch.config import PROJECT_ROOT, Settings, default_catalog_dir
 from onnx_models.runtime import Encoder
 from query_service import queries
 from query_service.app import create_app
+from query_service.engine import EngineOptions
 from query_service.ranking import LEGS, RankingConfig
 
-SCENARIOS = {
-    "bm25": {"legs": {"bm25": 1.0}},
-    "knn-text": {"legs": {"text_text": 1.0}},
-    "hybrid-text": {"legs": {"bm25": 1.0, "text_text": 1.0, "text_image": 1.0}},
-    "hybrid-text+image": {"legs": {"bm25": 1.0, "text_text": 1.0, "text_image": 1.0, "image_image": 1.0,
-                                   "image_text": 1.0}},
+DEFAULT_MODEL = PROJECT_ROOT / ".state" / "models" / "test-b696e363da2902de"
+FALLBACK_ALIAS = "qs-dev"
+
+#: name -> (legs, uses an image)
+SCENARIOS: dict[str, tuple[dict[str, float], bool]] = {
+    "bm25": ({"bm25": 1.0}, False),
+    "knn-text_text": ({"text_text": 1.0}, False),
+    "knn-text_image": ({"text_image": 1.0}, False),
+    "hybrid-text": ({"bm25": 1.0, "text_text": 1.0, "text_image": 1.0}, False),
+    "hybrid-text+image": ({leg: 1.0 for leg in LEGS}, True),
 }
+SINGLE_LEGS_OF_HYBRID_TEXT = ("bm25", "knn-text_text", "knn-text_image")
 
 
 def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return float(np.percentile(np.asarray(values, dtype=float), q)) if values else float("nan")
+
+
+def open_loop(n: int, qps: float, call: Any, workers: int) -> tuple[list[Any], int]:
+    """Fire ``call(i)`` for i < n on a fixed schedule; returns results and the peak in-flight count."""
+    in_flight = peak = 0
+    lock = threading.Lock()
+
+    def wrapped(i: int) -> Any:
+        nonlocal in_flight, peak
+        with lock:
+            in_flight += 1
+            peak = max(peak, in_flight)
+        try:
+            return call(i)
+        finally:
+            with lock:
+                in_flight -= 1
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = []
+        begin = time.perf_counter()
+        for i in range(n):
+            delay = begin + i / qps - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            futures.append(pool.submit(wrapped, i))
+        return [f.result() for f in futures], peak
+
+
+def catalog_photos(es: Any, index: str, catalog: Path, count: int) -> list[bytes]:
+    """Photos of products that are in the index with an image vector (deterministic: lowest ids)."""
+    response = es.search(index=index, query={"exists": {"field": "image_vector"}}, size=count,
+                         sort=[{"id": "asc"}], source=["image"])
+    photos = []
+    for hit in response["hits"]["hits"]:
+        path = catalog / hit["_source"]["image"]
+        if path.is_file():
+            photos.append(path.read_bytes())
+    if not photos:
+        raise SystemExit(f"no catalog photos found for {index}")
+    return photos
+
+
+def write_doc_section(doc: Path, body: str) -> None:
+    """Replace only the body of the '## Query latency' section (other sections belong to others)."""
+    text = doc.read_text()
+    match = re.search(r"^## Query latency[^\n]*\n", text, flags=re.M)
+    if not match:
+        raise SystemExit(f"no '## Query latency' heading in {doc}")
+    start = match.end()
+    following = re.search(r"^## ", text[start:], flags=re.M)
+    end = start + following.start() if following else len(text)
+    doc.write_text(text[:start] + "\n" + body.rstrip() + "\n\n" + text[end:].lstrip("\n"))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--alias", required=True)
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--qps", type=float, default=10.0)
-    parser.add_argument("--requests", type=int, default=200, help="per scenario")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--alias", help=f"index alias to search if it exists (else {FALLBACK_ALIAS})")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--qps", type=float, default=20.0)
+    parser.add_argument("--image-qps", type=float, default=4.0,
+                        help="rate for the photo scenario (one image encode costs ~0.1-0.2 CPU-s here)")
+    parser.add_argument("--requests", type=int, default=120, help="per scenario and phase")
+    parser.add_argument("--workers", type=int, default=32, help="load-generator threads (max in flight)")
     parser.add_argument("--depth", type=int, default=100)
-    parser.add_argument("--out", type=Path)
+    parser.add_argument("--out", type=Path, help="write the raw results as JSON")
+    parser.add_argument("--write-doc", action="store_true", help="fill the Query latency section of docs/benchmarks.md")
     args = parser.parse_args()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log on stdout
+    logging.getLogger("mmsearch").setLevel(logging.WARNING)
 
     catalog = default_catalog_dir()
-    dev = [json.loads(line)["query"] for line in (catalog / "dev_queries.jsonl").open()]
-    photo = (catalog / "images" / sorted(os.listdir(catalog / "images"))[0]).read_bytes()
-    settings = Settings.load(products_alias=args.alias)
+    if catalog is None:
+        raise SystemExit("shared catalog not found; set MMSEARCH_CATALOG_DIR")
+    dev = [json.loads(line)["query"] for line in (catalog / "dev_queries.jsonl").open() if line.strip()]
+    es_url = os.environ.get("ES_URL", "http://127.0.0.1:9200")
+    probe = Settings.load(es_hosts=es_url).es_client()
+    alias = args.alias if args.alias and probe.indices.exists_alias(name=args.alias) else FALLBACK_ALIAS
+    if args.alias and alias != args.alias:
+        print(f"alias {args.alias!r} does not exist; using {FALLBACK_ALIAS!r}", flush=True)
+    settings = Settings.load(es_hosts=es_url, products_alias=alias, request_timeout_s=60)
     es = settings.es_client()
+    docs = int(es.count(index=alias)["count"])
+    with_image_vector = int(es.count(index=alias, query={"exists": {"field": "image_vector"}})["count"])
+    photos = [base64.b64encode(p).decode() for p in catalog_photos(es, alias, catalog, 20)]
+    raw_photos = [base64.b64decode(p) for p in photos]
+
     encoder = Encoder.load(args.model)
-    app = create_app(settings, es=es, encoder=encoder, capabilities=detect_capabilities(es))
+    options = EngineOptions()
+    from mmsearch.capabilities import detect_capabilities
+
+    app = create_app(settings, es=es, encoder=encoder, capabilities=detect_capabilities(es), engine_options=options)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_port}/search"
-    session = requests.Session()
-    results = {}
-    for name, ranking in SCENARIOS.items():
-        ranking = {**ranking, "depth": args.depth, "num_candidates": max(200, args.depth)}
+    local = threading.local()
+
+    def session() -> requests.Session:
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+        return local.session
+
+    load_before = os.getloadavg()
+    started = dt.datetime.now(dt.timezone.utc)
+    results: dict[str, dict[str, Any]] = {}
+    for name, (legs, with_image) in SCENARIOS.items():
+        ranking = {"name": name, "legs": legs, "method": "rrf", "depth": args.depth,
+                   "num_candidates": max(200, args.depth)}
         config = RankingConfig.from_dict(ranking)
-        with_image = "image_image" in ranking["legs"]
-        files = {"image": ("q.jpg", photo)} if with_image else None
 
-        def one(i: int) -> dict:
+        def service_call(i: int) -> dict[str, Any]:
+            body: dict[str, Any] = {"text": dev[i % len(dev)], "size": 10, "explain": False, "ranking": ranking}
+            if with_image:
+                body["image_base64"] = photos[i % len(photos)]
+            start = time.perf_counter()
+            response = session().post(url, json=body, timeout=60)
+            elapsed = (time.perf_counter() - start) * 1000
+            payload = response.json()
+            return {"ms": elapsed, "status": response.status_code, "took": payload.get("took_ms", {}),
+                    "degraded": payload.get("degraded", [payload.get("message")])}
+
+        def raw_call(i: int) -> dict[str, float]:
             text = dev[i % len(dev)]
             start = time.perf_counter()
+            vectors: dict[str, np.ndarray] = {}
+            if any(LEGS[leg][1] and LEGS[leg][0] == "text" for leg in legs):
+                vectors["text"] = encoder.encode_texts([text])[0]
             if with_image:
-                body = session.post(url, files=files, data={"text": text, "size": "10"}).json()
-            else:
-                body = session.post(url, json={"text": text, "size": 10, "explain": False,
-                                               "ranking": ranking}).json()
-            return {"total_ms": (time.perf_counter() - start) * 1000, "took": body["took_ms"],
-                    "degraded": body["degraded"]}
-
-        # warm-up
-        for i in range(5):
-            one(i)
-        pool = ThreadPoolExecutor(max_workers=16)
-        futures = []
-        begin = time.perf_counter()
-        for i in range(args.requests):  # open loop: send on schedule whatever the latency
-            delay = begin + i / args.qps - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            futures.append(pool.submit(one, i))
-        samples = [f.result() for f in futures]
-        pool.shutdown()
-
-        # raw Elasticsearch for the same legs and the encoder alone, sequentially
-        raw_es, encode = [], []
-        for i in range(args.requests // 2):
-            text = dev[i % len(dev)]
-            start = time.perf_counter()
-            vectors = {"text": encoder.encode_texts([text])[0]}
-            if with_image:
-                vectors["image"] = encoder.encode_images([photo])[0]
-            encode.append((time.perf_counter() - start) * 1000)
+                vectors["image"] = encoder.encode_images([raw_photos[i % len(raw_photos)]])[0]
+            encode_ms = (time.perf_counter() - start) * 1000
             bodies = []
-            for leg in config.legs:
+            for leg in legs:
                 modality, field = LEGS[leg]
-                bodies.append(queries.bm25_body(text, config, {}) if field is None
-                              else queries.knn_body(field, vectors[modality], config, {}))
+                bodies.append(queries.bm25_body(text, config, {}, timeout_ms=options.leg_timeout_ms) if field is None
+                              else queries.knn_body(field, vectors[modality], config, {},
+                                                    timeout_ms=options.leg_timeout_ms))
             start = time.perf_counter()
-            es.msearch(searches=queries.msearch_payload(args.alias, bodies))
-            raw_es.append((time.perf_counter() - start) * 1000)
-        total = [s["total_ms"] for s in samples]
-        stage_encode = [s["took"]["encode"] for s in samples]
-        stage_es = [s["took"]["es"] for s in samples]
-        overhead = [s["total_ms"] - s["took"]["encode"] - s["took"]["es"] for s in samples]
+            response = es.msearch(searches=queries.msearch_payload(alias, bodies))
+            es_ms = (time.perf_counter() - start) * 1000
+            assert all("error" not in r for r in response["responses"]), response["responses"]
+            return {"encode_ms": encode_ms, "es_ms": es_ms}
+
+        for i in range(5):  # warm-up: model sessions, connections, ES caches for this scenario
+            service_call(i)
+            raw_call(i)
+        qps = args.image_qps if with_image else args.qps
+        samples, peak_service = open_loop(args.requests, qps, service_call, args.workers)
+        raw, peak_raw = open_loop(args.requests, qps, raw_call, args.workers)
+        ok = [s for s in samples if s["status"] == 200]
+        total = [s["ms"] for s in ok]
+        in_process = [s["ms"] - s["took"].get("encode", 0.0) - s["took"].get("es", 0.0) for s in ok]
+        encode = [r["encode_ms"] for r in raw]
+        raw_es = [r["es_ms"] for r in raw]
         results[name] = {
-            "requests": len(samples), "degraded": sum(bool(s["degraded"]) for s in samples),
+            "requests": len(samples), "non_200": len(samples) - len(ok),
+            "degraded": sum(bool(s["degraded"]) for s in ok),
+            "qps": qps, "peak_in_flight": max(peak_service, peak_raw),
             "p50_ms": pct(total, 50), "p95_ms": pct(total, 95), "p99_ms": pct(total, 99),
-            "service_encode_p50_ms": statistics.median(stage_encode), "service_es_p50_ms": statistics.median(stage_es),
-            "raw_es_p50_ms": statistics.median(raw_es), "raw_es_p95_ms": pct(raw_es, 95),
-            "encode_alone_p50_ms": statistics.median(encode),
-            "overhead_excl_encode_p50_ms": statistics.median(total) - statistics.median(encode)
-            - statistics.median(raw_es),
-            "in_process_overhead_p50_ms": statistics.median(overhead),
+            "encode_p50_ms": pct(encode, 50), "raw_es_p50_ms": pct(raw_es, 50), "raw_es_p95_ms": pct(raw_es, 95),
+            "raw_es_p99_ms": pct(raw_es, 99),
+            "overhead_excl_encode_p50_ms": pct(total, 50) - pct(encode, 50) - pct(raw_es, 50),
+            "in_service_overhead_p50_ms": statistics.median(in_process) if in_process else float("nan"),
+            "service_encode_p50_ms": statistics.median(s["took"].get("encode", 0.0) for s in ok) if ok else None,
+            "service_es_p50_ms": statistics.median(s["took"].get("es", 0.0) for s in ok) if ok else None,
         }
-        print(name, json.dumps(results[name]), flush=True)
-    slowest_single = max(results["bm25"]["p50_ms"], results["knn-text"]["p50_ms"])
-    summary = {"scenarios": results, "qps": args.qps, "depth": args.depth, "cpus": os.cpu_count(),
-               "load_avg": os.getloadavg(), "index_docs": es.count(index=args.alias)["count"],
-               "hybrid_text_vs_slowest_single_leg_p50": results["hybrid-text"]["p50_ms"] / slowest_single}
-    print(json.dumps({k: v for k, v in summary.items() if k != "scenarios"}))
+        print(name, json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in results[name].items()}),
+              flush=True)
     server.shutdown()
+    load_after = os.getloadavg()
+
+    slowest = max(SINGLE_LEGS_OF_HYBRID_TEXT, key=lambda n: results[n]["p50_ms"])
+    slowest_raw = max(SINGLE_LEGS_OF_HYBRID_TEXT, key=lambda n: results[n]["raw_es_p50_ms"])
+    summary = {
+        "started": started.isoformat(timespec="seconds"), "alias": alias, "index_docs": docs,
+        "docs_with_image_vector": with_image_vector, "cpus": os.cpu_count(),
+        "load_avg_before": load_before, "load_avg_after": load_after, "qps": args.qps, "image_qps": args.image_qps,
+        "requests_per_phase": args.requests, "workers": args.workers, "depth": args.depth,
+        "hybrid_text_vs_slowest_single_leg": results["hybrid-text"]["p50_ms"] / results[slowest]["p50_ms"],
+        "slowest_single_leg": slowest,
+        "hybrid_text_vs_slowest_single_leg_raw_es": results["hybrid-text"]["raw_es_p50_ms"]
+        / results[slowest_raw]["raw_es_p50_ms"],
+        "slowest_single_leg_raw_es": slowest_raw,
+        "scenarios": results,
+    }
+    print(json.dumps({k: v for k, v in summary.items() if k != "scenarios"}), flush=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(summary, indent=2))
+    if args.write_doc:
+        write_doc_section(PROJECT_ROOT / "docs" / "benchmarks.md", render(summary, args))
+
+
+def render(summary: dict[str, Any], args: argparse.Namespace) -> str:
+    def f(value: float) -> str:
+        return f"{value:.1f}"
+
+    command = "ES_URL=http://127.0.0.1:9200 python benchmarks/latency.py" + \
+        (f" --alias {args.alias}" if args.alias else "") + \
+        f" --qps {args.qps:g} --image-qps {args.image_qps:g} --requests {args.requests} --write-doc"
+    la, lb = summary["load_avg_before"], summary["load_avg_after"]
+    lines = [
+        f"Command: `{command}` ({summary['started']} run).",
+        "",
+        f"Conditions: {summary['cpus']} vCPUs shared with other engineers' jobs (load average "
+        f"{la[0]:.1f} before, {lb[0]:.1f} after the run); Elasticsearch 9.2 integ-test distribution, single "
+        f"node on the same host; index `{summary['alias']}` ({summary['index_docs']:,} products, "
+        f"{summary['docs_with_image_vector']:,} with `image_vector`, int8_hnsw, dim 256); model `mmsearch-test` "
+        "(onnxruntime CPU, default threads). The service runs under werkzeug's threaded `make_server` in a "
+        "thread of the benchmark process (no gunicorn); the open-loop generator fires "
+        f"{summary['qps']:g} requests/s ({summary['image_qps']:g}/s for the photo scenario: one image encode "
+        f"costs 0.1–0.2 CPU-s here, so 20/s would exceed the 2 CPUs), {summary['requests_per_phase']} per "
+        "scenario and phase, up to "
+        f"{summary['workers']} in flight; dev queries from `dev_queries.jsonl`, photos of indexed products; "
+        f"`size` 10, `depth` {summary['depth']}, `num_candidates` {max(200, summary['depth'])}, RRF, no filters. "
+        "Raw phase: encoder alone, then one client `_msearch` with the same bodies (`query_service.queries`), "
+        "same rate. Single run; the machine was loaded, so treat tails as indicative.",
+        "",
+        "| scenario | QPS | service p50 | p95 | p99 | encode p50 | raw ES p50 | raw ES p95 | overhead excl. encode "
+        "(p50 − encode − raw ES) | in-service overhead p50 | peak in flight | non-200 / degraded |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in summary["scenarios"].items():
+        lines.append(f"| {name} | {r['qps']:g} | {f(r['p50_ms'])} | {f(r['p95_ms'])} | {f(r['p99_ms'])} | {f(r['encode_p50_ms'])} | "
+                     f"{f(r['raw_es_p50_ms'])} | {f(r['raw_es_p95_ms'])} | {f(r['overhead_excl_encode_p50_ms'])} | "
+                     f"{f(r['in_service_overhead_p50_ms'])} | {r['peak_in_flight']} | "
+                     f"{r['non_200']} / {r['degraded']} |")
+    lines += [
+        "",
+        "All times in ms. *In-service overhead* is, per request, client latency minus the service's own "
+        "`took_ms.encode` and `took_ms.es` (HTTP, validation, fusion, JSON), median.",
+        "",
+        f"Hybrid text (3 legs) vs its slowest single leg (`{summary['slowest_single_leg']}`), service p50: "
+        f"**{summary['hybrid_text_vs_slowest_single_leg']:.2f}×** (target ≤ 1.1×); raw ES only "
+        f"(vs `{summary['slowest_single_leg_raw_es']}`): {summary['hybrid_text_vs_slowest_single_leg_raw_es']:.2f}×.",
+    ]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
