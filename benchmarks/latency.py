@@ -132,6 +132,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=120, help="per scenario and phase")
     parser.add_argument("--workers", type=int, default=32, help="load-generator threads (max in flight)")
     parser.add_argument("--depth", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=3, help="repeat everything; figures are medians over runs")
     parser.add_argument("--out", type=Path, help="write the raw results as JSON")
     parser.add_argument("--write-doc", action="store_true", help="fill the Query latency section of docs/benchmarks.md")
     args = parser.parse_args()
@@ -171,69 +172,76 @@ def main() -> None:
 
     load_before = os.getloadavg()
     started = dt.datetime.now(dt.timezone.utc)
-    results: dict[str, dict[str, Any]] = {}
-    for name, (legs, with_image) in SCENARIOS.items():
-        ranking = {"name": name, "legs": legs, "method": "rrf", "depth": args.depth,
-                   "num_candidates": max(200, args.depth)}
-        config = RankingConfig.from_dict(ranking)
+    runs: list[dict[str, dict[str, Any]]] = []
+    for run in range(args.runs):
+        results: dict[str, dict[str, Any]] = {}
+        runs.append(results)
+        print(f"run {run + 1}/{args.runs}", flush=True)
+        for name, (legs, with_image) in SCENARIOS.items():
+            ranking = {"name": name, "legs": legs, "method": "rrf", "depth": args.depth,
+                       "num_candidates": max(200, args.depth)}
+            config = RankingConfig.from_dict(ranking)
 
-        def service_call(i: int) -> dict[str, Any]:
-            body: dict[str, Any] = {"text": dev[i % len(dev)], "size": 10, "explain": False, "ranking": ranking}
-            if with_image:
-                body["image_base64"] = photos[i % len(photos)]
-            start = time.perf_counter()
-            response = session().post(url, json=body, timeout=60)
-            elapsed = (time.perf_counter() - start) * 1000
-            payload = response.json()
-            return {"ms": elapsed, "status": response.status_code, "took": payload.get("took_ms", {}),
-                    "degraded": payload.get("degraded", [payload.get("message")])}
+            def service_call(i: int) -> dict[str, Any]:
+                body: dict[str, Any] = {"text": dev[i % len(dev)], "size": 10, "explain": False, "ranking": ranking}
+                if with_image:
+                    body["image_base64"] = photos[i % len(photos)]
+                start = time.perf_counter()
+                response = session().post(url, json=body, timeout=60)
+                elapsed = (time.perf_counter() - start) * 1000
+                payload = response.json()
+                return {"ms": elapsed, "status": response.status_code, "took": payload.get("took_ms", {}),
+                        "degraded": payload.get("degraded", [payload.get("message")])}
 
-        def raw_call(i: int) -> dict[str, float]:
-            text = dev[i % len(dev)]
-            start = time.perf_counter()
-            vectors: dict[str, np.ndarray] = {}
-            if any(LEGS[leg][1] and LEGS[leg][0] == "text" for leg in legs):
-                vectors["text"] = encoder.encode_texts([text])[0]
-            if with_image:
-                vectors["image"] = encoder.encode_images([raw_photos[i % len(raw_photos)]])[0]
-            encode_ms = (time.perf_counter() - start) * 1000
-            bodies = []
-            for leg in legs:
-                modality, field = LEGS[leg]
-                bodies.append(queries.bm25_body(text, config, {}, timeout_ms=options.leg_timeout_ms) if field is None
-                              else queries.knn_body(field, vectors[modality], config, {},
-                                                    timeout_ms=options.leg_timeout_ms))
-            start = time.perf_counter()
-            response = es.msearch(searches=queries.msearch_payload(alias, bodies))
-            es_ms = (time.perf_counter() - start) * 1000
-            assert all("error" not in r for r in response["responses"]), response["responses"]
-            return {"encode_ms": encode_ms, "es_ms": es_ms}
+            def raw_call(i: int) -> dict[str, float]:
+                text = dev[i % len(dev)]
+                start = time.perf_counter()
+                vectors: dict[str, np.ndarray] = {}
+                if any(LEGS[leg][1] and LEGS[leg][0] == "text" for leg in legs):
+                    vectors["text"] = encoder.encode_texts([text])[0]
+                if with_image:
+                    vectors["image"] = encoder.encode_images([raw_photos[i % len(raw_photos)]])[0]
+                encode_ms = (time.perf_counter() - start) * 1000
+                bodies = []
+                for leg in legs:
+                    modality, field = LEGS[leg]
+                    bodies.append(queries.bm25_body(text, config, {}, timeout_ms=options.leg_timeout_ms) if field is None
+                                  else queries.knn_body(field, vectors[modality], config, {},
+                                                        timeout_ms=options.leg_timeout_ms))
+                start = time.perf_counter()
+                response = es.msearch(searches=queries.msearch_payload(alias, bodies))
+                es_ms = (time.perf_counter() - start) * 1000
+                assert all("error" not in r for r in response["responses"]), response["responses"]
+                return {"encode_ms": encode_ms, "es_ms": es_ms}
 
-        for i in range(5):  # warm-up: model sessions, connections, ES caches for this scenario
-            service_call(i)
-            raw_call(i)
-        qps = args.image_qps if with_image else args.qps
-        samples, peak_service = open_loop(args.requests, qps, service_call, args.workers)
-        raw, peak_raw = open_loop(args.requests, qps, raw_call, args.workers)
-        ok = [s for s in samples if s["status"] == 200]
-        total = [s["ms"] for s in ok]
-        in_process = [s["ms"] - s["took"].get("encode", 0.0) - s["took"].get("es", 0.0) for s in ok]
-        encode = [r["encode_ms"] for r in raw]
-        raw_es = [r["es_ms"] for r in raw]
-        results[name] = {
-            "requests": len(samples), "non_200": len(samples) - len(ok),
-            "degraded": sum(bool(s["degraded"]) for s in ok),
-            "qps": qps, "peak_in_flight": max(peak_service, peak_raw),
-            "p50_ms": pct(total, 50), "p95_ms": pct(total, 95), "p99_ms": pct(total, 99),
-            "encode_p50_ms": pct(encode, 50), "raw_es_p50_ms": pct(raw_es, 50), "raw_es_p95_ms": pct(raw_es, 95),
-            "raw_es_p99_ms": pct(raw_es, 99),
-            "overhead_excl_encode_p50_ms": pct(total, 50) - pct(encode, 50) - pct(raw_es, 50),
-            "in_service_overhead_p50_ms": statistics.median(in_process) if in_process else float("nan"),
-            "service_encode_p50_ms": statistics.median(s["took"].get("encode", 0.0) for s in ok) if ok else None,
-            "service_es_p50_ms": statistics.median(s["took"].get("es", 0.0) for s in ok) if ok else None,
-        }
-        print(name, json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in results[name].items()}),
-              flush=True)
+            for i in range(5):  # warm-up: model sessions, connections, ES caches for this scenario
+                service_call(i)
+                raw_call(i)
+            qps = args.image_qps if with_image else args.qps
+            samples, peak_service = open_loop(args.requests, qps, service_call, args.workers)
+            raw, peak_raw = open_loop(args.requests, qps, raw_call, args.workers)
+            ok = [s for s in samples if s["status"] == 200]
+            total = [s["ms"] for s in ok]
+            in_process = [s["ms"] - s["took"].get("encode", 0.0) - s["took"].get("es", 0.0) for s in ok]
+            encode = [r["encode_ms"] for r in raw]
+            raw_es = [r["es_ms"] for r in raw]
+            results[name] = {
+                "requests": len(samples), "non_200": len(samples) - len(ok),
+                "degraded": sum(bool(s["degraded"]) for s in ok),
+                "qps": qps, "peak_in_flight": max(peak_service, peak_raw),
+                "p50_ms": pct(total, 50), "p95_ms": pct(total, 95), "p99_ms": pct(total, 99),
+                "encode_p50_ms": pct(encode, 50), "raw_es_p50_ms": pct(raw_es, 50), "raw_es_p95_ms": pct(raw_es, 95),
+                "raw_es_p99_ms": pct(raw_es, 99),
+                "overhead_excl_encode_p50_ms": pct(total, 50) - pct(encode, 50) - pct(raw_es, 50),
+                "in_service_overhead_p50_ms": statistics.median(in_process) if in_process else float("nan"),
+                "service_encode_p50_ms": statistics.median(s["took"].get("encode", 0.0) for s in ok) if ok else None,
+                "service_es_p50_ms": statistics.median(s["took"].get("es", 0.0) for s in ok) if ok else None,
+            }
+            print(name, json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in results[name].items()}),
+                  flush=True)
+    results = {name: {key: (statistics.median(r[name][key] for r in runs)
+                            if isinstance(runs[0][name][key], (int, float)) else runs[0][name][key])
+                      for key in runs[0][name]} for name in SCENARIOS}
     server.shutdown()
     load_after = os.getloadavg()
 
@@ -249,7 +257,9 @@ def main() -> None:
         "hybrid_text_vs_slowest_single_leg_raw_es": results["hybrid-text"]["raw_es_p50_ms"]
         / results[slowest_raw]["raw_es_p50_ms"],
         "slowest_single_leg_raw_es": slowest_raw,
-        "scenarios": results,
+        "scenarios": results, "runs": args.runs, "per_run": runs,
+        "per_run_hybrid_text_vs_slowest_single_leg": [
+            r["hybrid-text"]["p50_ms"] / max(r[n]["p50_ms"] for n in SINGLE_LEGS_OF_HYBRID_TEXT) for r in runs],
     }
     print(json.dumps({k: v for k, v in summary.items() if k != "scenarios"}), flush=True)
     if args.out:
@@ -265,7 +275,7 @@ def render(summary: dict[str, Any], args: argparse.Namespace) -> str:
 
     command = "ES_URL=http://127.0.0.1:9200 python benchmarks/latency.py" + \
         (f" --alias {args.alias}" if args.alias else "") + \
-        f" --qps {args.qps:g} --image-qps {args.image_qps:g} --requests {args.requests} --write-doc"
+        f" --qps {args.qps:g} --image-qps {args.image_qps:g} --requests {args.requests} --runs {args.runs} --write-doc"
     la, lb = summary["load_avg_before"], summary["load_avg_after"]
     lines = [
         f"Command: `{command}` ({summary['started']} run).",
@@ -282,7 +292,8 @@ def render(summary: dict[str, Any], args: argparse.Namespace) -> str:
         f"{summary['workers']} in flight; dev queries from `dev_queries.jsonl`, photos of indexed products; "
         f"`size` 10, `depth` {summary['depth']}, `num_candidates` {max(200, summary['depth'])}, RRF, no filters. "
         "Raw phase: encoder alone, then one client `_msearch` with the same bodies (`query_service.queries`), "
-        "same rate. Single run; the machine was loaded, so treat tails as indicative.",
+        f"same rate. {summary['runs']} runs back to back; every figure is the median over runs of the per-run "
+        "figure. The machine was oversubscribed, so treat tails as indicative.",
         "",
         "| scenario | QPS | service p50 | p95 | p99 | encode p50 | raw ES p50 | raw ES p95 | overhead excl. encode "
         "(p50 − encode − raw ES) | in-service overhead p50 | peak in flight | non-200 / degraded |",
@@ -300,7 +311,9 @@ def render(summary: dict[str, Any], args: argparse.Namespace) -> str:
         "",
         f"Hybrid text (3 legs) vs its slowest single leg (`{summary['slowest_single_leg']}`), service p50: "
         f"**{summary['hybrid_text_vs_slowest_single_leg']:.2f}×** (target ≤ 1.1×); raw ES only "
-        f"(vs `{summary['slowest_single_leg_raw_es']}`): {summary['hybrid_text_vs_slowest_single_leg_raw_es']:.2f}×.",
+        f"(vs `{summary['slowest_single_leg_raw_es']}`): {summary['hybrid_text_vs_slowest_single_leg_raw_es']:.2f}×. "
+        "Per run (service p50): " + ", ".join(f"{x:.2f}×" for x in summary["per_run_hybrid_text_vs_slowest_single_leg"])
+        + ".",
     ]
     return "\n".join(lines)
 
