@@ -1,0 +1,227 @@
+"""HTTP input -> SearchRequest (query_service.validation): JSON schema, GET params, multipart form."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from mmsearch.exceptions import PayloadTooLargeError, RequestValidationError
+from query_service.validation import (
+    SEARCH_SCHEMA,
+    ServiceLimits,
+    decode_base64_image,
+    from_form,
+    from_json,
+    from_query_args,
+    openapi_document,
+)
+
+LIMITS = ServiceLimits()
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
+
+# --- ServiceLimits -----------------------------------------------------------------------------
+
+
+def test_service_limits_validation() -> None:
+    assert (LIMITS.max_body_bytes, LIMITS.max_image_bytes) == (12 * 1024 * 1024, 8 * 1024 * 1024)
+    for body, image in ((100, 0), (100, 101), (100, -1)):
+        with pytest.raises(ValueError):
+            ServiceLimits(max_body_bytes=body, max_image_bytes=image)
+    ServiceLimits(max_body_bytes=100, max_image_bytes=100)
+
+
+# --- JSON ----------------------------------------------------------------------------------------
+
+
+def test_from_json_full_body() -> None:
+    body = {"text": " red shirt ", "negative_text": "silk", "image_base64": base64.b64encode(PNG).decode(),
+            "filters": {"gender": "Men", "year": {"gte": 2012}}, "size": 5, "from": 10,
+            "facets": ["gender", "brand"], "text_weight": 2, "image_weight": 0.5, "explain": False,
+            "user_id": "u-1", "session_id": "s-1", "ranking": {"method": "linear", "rrf_k": 10}}
+    request, overrides, unit = from_json(body, LIMITS)
+    assert (request.text, request.negative_text, request.image) == ("red shirt", "silk", PNG)
+    assert request.filters == {"gender": ["Men"], "year": {"gte": 2012}}
+    assert (request.size, request.offset, request.facets) == (5, 10, ("gender", "brand"))
+    assert (request.text_weight, request.image_weight, request.explain) == (2, 0.5, False)
+    assert overrides == {"method": "linear", "rrf_k": 10}
+    assert unit == request.unit_id == "u-1"  # user_id wins over session_id
+
+
+def test_from_json_defaults() -> None:
+    request, overrides, unit = from_json({"text": "x", "session_id": "s-9"}, LIMITS)
+    assert (request.size, request.offset, request.facets, request.filters) == (10, 0, (), {})
+    assert (request.image, request.explain, overrides, unit) == (None, True, {}, "s-9")
+    request, _, unit = from_json({"text": "x", "image_base64": ""}, LIMITS)
+    assert request.image is None and unit is None
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"text": "x", "q": "y"}, "invalid request at (body): Additional properties are not allowed ('q' was unexpected)"),
+    ({"text": "x", "size": 101}, "invalid request at size: 101 is greater than the maximum of 100"),
+    ({"text": "x", "size": -1}, "invalid request at size: -1 is less than the minimum of 0"),
+    ({"text": "x", "size": "10"}, "invalid request at size: '10' is not of type 'integer'"),
+    ({"text": "x", "size": True}, "invalid request at size: True is not of type 'integer'"),
+    ({"text": "x", "from": 1001}, "invalid request at from: 1001 is greater than the maximum of 1000"),
+    ({"text": "x" * 513}, "invalid request at text: "),
+    ({"text": 5}, "invalid request at text: 5 is not of type 'string'"),
+    ({"text": "x", "facets": ["gender", "price"]}, "invalid request at facets/1: 'price' is not one of"),
+    ({"text": "x", "facets": ["gender"] * 11}, "invalid request at facets: "),
+    ({"text": "x", "filters": ["gender"]}, "invalid request at filters: ['gender'] is not of type 'object'"),
+    ({"text": "x", "text_weight": 11}, "invalid request at text_weight: 11 is greater than the maximum of 10"),
+    ({"text": "x", "explain": "yes"}, "invalid request at explain: 'yes' is not of type 'boolean'"),
+    ({"text": "x", "ranking": "linear"}, "invalid request at ranking: 'linear' is not of type 'object'"),
+    ({"text": "x", "user_id": "u" * 201}, "invalid request at user_id: "),
+])
+def test_from_json_schema_errors(body: dict, message: str) -> None:
+    with pytest.raises(RequestValidationError) as info:
+        from_json(body, LIMITS)
+    assert info.value.message.startswith(message)
+    assert info.value.http_status == 400
+
+
+@pytest.mark.parametrize("body", [[{"text": "x"}], "text", None, 3])
+def test_from_json_needs_an_object(body: object) -> None:
+    with pytest.raises(RequestValidationError, match="the body must be a JSON object"):
+        from_json(body, LIMITS)
+
+
+def test_from_json_checks_content_after_the_schema() -> None:
+    with pytest.raises(RequestValidationError, match="give a text query, an image, or both"):
+        from_json({"size": 3}, LIMITS)
+    with pytest.raises(RequestValidationError, match="filtering on this field is not allowed"):
+        from_json({"text": "x", "filters": {"price": 3}}, LIMITS)
+
+
+def test_schema_refuses_unknown_keys() -> None:
+    assert SEARCH_SCHEMA["additionalProperties"] is False
+
+
+# --- base64 images ---------------------------------------------------------------------------------
+
+
+def test_base64_image_decoding() -> None:
+    encoded = base64.b64encode(PNG).decode()
+    assert decode_base64_image(encoded, LIMITS) == PNG
+    assert decode_base64_image("data:image/png;base64," + encoded, LIMITS) == PNG
+
+
+@pytest.mark.parametrize("data", ["not base64!", "QUJ", "QUJDRA", "data:image/png;base64,@@@@"])
+def test_bad_base64_is_a_400(data: str) -> None:
+    with pytest.raises(RequestValidationError, match="image_base64 is not valid base64") as info:
+        decode_base64_image(data, LIMITS)
+    assert not isinstance(info.value, PayloadTooLargeError)
+
+
+def test_oversize_base64_is_a_413_before_decoding() -> None:
+    limits = ServiceLimits(max_body_bytes=1000, max_image_bytes=30)  # at most 30*4//3 + 4 = 44 characters
+    with pytest.raises(PayloadTooLargeError) as info:
+        decode_base64_image("A" * 48, limits)
+    assert info.value.http_status == 413 and info.value.context["limit_bytes"] == 30
+    with pytest.raises(PayloadTooLargeError):
+        from_json({"image_base64": "!" * 45}, limits)  # refused on length, even though it is not base64
+    assert decode_base64_image(base64.b64encode(b"x" * 30).decode(), limits) == b"x" * 30
+
+
+def test_decoded_image_never_exceeds_the_limit() -> None:
+    # Bug: the length check allows max*4//3 + 4 characters, i.e. up to 3 decoded bytes over the cap
+    # (44 base64 characters = 33 bytes with max_image_bytes=30). The multipart path is exact.
+    limits = ServiceLimits(max_body_bytes=1000, max_image_bytes=30)
+    with pytest.raises(PayloadTooLargeError):
+        decode_base64_image(base64.b64encode(b"x" * 33).decode(), limits)
+
+
+# --- GET query parameters ------------------------------------------------------------------------------
+
+
+def test_from_query_args_everything() -> None:
+    args = {"q": "shirt", "negative": "silk", "size": "5", "from": "10", "facets": "gender,brand",
+            "filter.gender": "Men,Women", "filter.year.gte": "2012", "filter.year.lt": "2015.5",
+            "filter.has_image": "true", "explain": "FALSE", "user_id": "u1"}
+    request, overrides, unit = from_query_args(args)
+    assert (request.text, request.negative_text, request.size, request.offset) == ("shirt", "silk", 5, 10)
+    assert request.filters == {"gender": ["Men", "Women"], "year": {"gte": 2012, "lt": 2015.5},
+                               "has_image": ["true"]}
+    assert type(request.filters["year"]["gte"]) is int  # "2012" -> 2012, not 2012.0
+    assert (request.facets, request.explain, overrides, unit) == (("gender", "brand"), False, {}, "u1")
+
+
+def test_from_query_args_defaults() -> None:
+    request, _, unit = from_query_args({"q": "x", "session_id": "s"})
+    assert (request.size, request.offset, request.facets, request.filters, request.explain) == (10, 0, (), {}, True)
+    assert unit == "s"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ({"q": "x", "sizee": "3"}, "unknown query parameters"),
+    ({"q": "x", "text": "y"}, "unknown query parameters"),
+    ({"q": "x", "filter.year.gte.x": "1"}, "filter parameters look like filter.<field> or filter.<field>.<gte|lte>"),
+    ({"q": "x", "filter.year.gte": "soon"}, "filter.year.gte must be a number"),
+    ({"q": "x", "filter.year.from": "2010"}, "range filters take an object with gte/lte/gt/lt"),
+    ({"q": "x", "filter.year": "2012"}, "range filters take an object with gte/lte/gt/lt"),
+    ({"q": "x", "filter.gender.gte": "1"}, "keyword filters take a value or a list"),
+    ({"q": "x", "filter.price": "3"}, "filtering on this field is not allowed"),
+    ({"q": "x", "size": "ten"}, "size must be an integer"),
+    ({"q": "x", "from": "1.5"}, "from must be an integer"),
+    ({"q": "x", "size": "500"}, "size must be an integer in [0, 100]"),
+    ({"q": "x", "facets": "gender,colour"}, "unknown facet fields"),
+    ({"size": "3"}, "give a text query, an image, or both"),
+])
+def test_from_query_args_errors(args: dict, message: str) -> None:
+    with pytest.raises(RequestValidationError) as info:
+        from_query_args(args)
+    assert info.value.message.startswith(message)
+
+
+def test_unknown_query_parameters_are_named() -> None:
+    with pytest.raises(RequestValidationError) as info:
+        from_query_args({"q": "x", "zz": "1", "aa": "2", "filter.gender": "Men"})
+    assert info.value.context["unknown"] == ["aa", "zz"]
+
+
+def test_keyword_and_range_forms_of_one_field_are_a_400() -> None:
+    # Bug: filter.year=2012 then filter.year.gte=2010 does ["2012"]["gte"] = 2010 -> TypeError -> 500.
+    with pytest.raises(RequestValidationError):
+        from_query_args({"q": "x", "filter.year": "2012", "filter.year.gte": "2010"})
+
+
+# --- multipart form ----------------------------------------------------------------------------------------
+
+
+def test_from_form() -> None:
+    form = {"text": "red", "size": "3", "from": "2", "filters": '{"gender": "Men", "year": {"lte": 2015}}',
+            "facets": "gender,base_colour", "negative_text": "wool", "session_id": "s-1"}
+    request, overrides, unit = from_form(form, PNG)
+    assert (request.text, request.image, request.negative_text) == ("red", PNG, "wool")
+    assert (request.size, request.offset, request.facets) == (3, 2, ("gender", "base_colour"))
+    assert request.filters == {"gender": ["Men"], "year": {"lte": 2015}}
+    assert (overrides, unit) == ({}, "s-1")
+    image_only, _, _ = from_form({}, PNG)
+    assert (image_only.text, image_only.image, image_only.size) == (None, PNG, 10)
+
+
+@pytest.mark.parametrize(("form", "image", "message"), [
+    ({"text": "x", "filters": "{gender: Men}"}, None, "filters must be a JSON object"),
+    ({"text": "x", "filters": '["gender"]'}, None, "filters must be an object"),
+    ({"text": "x", "size": "many"}, None, "size must be an integer"),
+    ({"text": "x", "from": "-1"}, None, "from/offset must be an integer in [0, 1000]"),
+    ({"text": "x", "facets": "price"}, None, "unknown facet fields"),
+    ({}, None, "give a text query, an image, or both"),
+])
+def test_from_form_errors(form: dict, image: bytes | None, message: str) -> None:
+    with pytest.raises(RequestValidationError) as info:
+        from_form(form, image)
+    assert info.value.message.startswith(message)
+
+
+# --- OpenAPI --------------------------------------------------------------------------------------------------
+
+
+def test_openapi_document_serves_the_same_schema() -> None:
+    doc = openapi_document()
+    assert doc["openapi"].startswith("3.")
+    post = doc["paths"]["/search"]["post"]
+    assert post["requestBody"]["content"]["application/json"]["schema"] is SEARCH_SCHEMA
+    assert set(post["responses"]) == {"200", "400", "413", "503"}
+    assert {p["name"] for p in doc["paths"]["/search"]["get"]["parameters"]} >= {"q", "size", "from", "facets"}
+    assert {"/healthz", "/readyz", "/metrics", "/{index}/_search", "/events"} <= set(doc["paths"])
