@@ -1,0 +1,312 @@
+"""The Flask app with a FAKE Elasticsearch (no server): limits, error JSON, ops endpoints, degradation.
+
+Everything that needs real search results lives in tests/live/test_query_service.py.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from types import SimpleNamespace
+from typing import Any
+
+import elasticsearch
+import numpy as np
+import pytest
+from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
+
+from mmsearch.config import Settings
+from query_service.app import create_app
+from query_service.validation import ServiceLimits, openapi_document
+
+ALIAS = "products"
+NO_PLUGINS = SimpleNamespace(painless=False, native_rrf_usable=False)
+
+
+def _hits(*pairs: tuple[str, float], index: str = "products-v1") -> dict[str, Any]:
+    return {"took": 2, "timed_out": False, "hits": {"total": {"value": len(pairs), "relation": "eq"}, "hits": [
+        {"_index": index, "_id": doc, "_score": score, "_source": {"id": doc, "title": f"t{doc}", "gender": "Men"}}
+        for doc, score in pairs]}}
+
+
+class FakeES:
+    """Just the client surface the engine and the app touch."""
+
+    def __init__(self, responses: list[dict[str, Any]] | None = None, error: Exception | None = None) -> None:
+        self.responses = responses if responses is not None else [_hits(("a", 3.0), ("b", 1.0))]
+        self.error = error
+        self.msearch_calls: list[list[dict[str, Any]]] = []
+        self.search_error: Exception | None = None
+        self.forwarded: list[tuple[str, str]] = []
+        self.before_msearch: Any = None
+
+    def options(self, **_: Any) -> FakeES:
+        return self
+
+    def msearch(self, searches: list[dict[str, Any]]) -> dict[str, Any]:
+        self.msearch_calls.append(searches)
+        if self.before_msearch is not None:
+            self.before_msearch(searches)
+        if self.error is not None:
+            raise self.error
+        return {"responses": self.responses[: len(searches) // 2]}
+
+    def search(self, index: str, **body: Any) -> dict[str, Any]:
+        if self.search_error is not None:
+            raise self.search_error
+        return _hits(("a", 1.0))
+
+    def perform_request(self, method: str, path: str, **_: Any) -> Any:
+        self.forwarded.append((method, path))
+        return SimpleNamespace(meta=SimpleNamespace(status=200), body={"count": 3})
+
+
+class FakeEncoder:
+    identity = "fake"
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        return np.tile(np.array([[1.0, 0.0]], dtype=np.float32), (len(texts), 1))
+
+
+def _app(es: FakeES | None = None, encoder: Any = None, limits: ServiceLimits | None = None,
+         capabilities: Any = NO_PLUGINS) -> Any:
+    settings = Settings(products_alias=ALIAS)
+    return create_app(settings, es=es or FakeES(), encoder=encoder, capabilities=capabilities, limits=limits)
+
+
+def _api_error(status: int = 400) -> elasticsearch.ApiError:
+    meta = ApiResponseMeta(status=status, http_version="1.1", headers=HttpHeaders(), duration=0.0,
+                           node=NodeConfig("http", "127.0.0.1", 9200))
+    return elasticsearch.BadRequestError(message="x_content_parse_exception", meta=meta,
+                                         body={"error": {"type": "x_content_parse_exception"}, "status": status})
+
+
+# --- ops endpoints ---------------------------------------------------------------------------------
+
+
+def test_healthz_and_openapi() -> None:
+    client = _app().test_client()
+    response = client.get("/healthz")
+    assert (response.status_code, response.get_json()) == (200, {"status": "ok"})
+    response = client.get("/openapi.json")
+    assert response.status_code == 200 and response.get_json() == openapi_document()
+
+
+def test_metrics_count_requests_by_endpoint_and_status() -> None:
+    client = _app().test_client()
+    client.get("/healthz")
+    client.get("/search?q=shirt")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'mmsearch_requests_total{endpoint="healthz",status="200"} 1.0' in text
+    assert 'mmsearch_requests_total{endpoint="search",status="200"} 1.0' in text
+    assert 'mmsearch_degraded_total{component="text_vector"} 1.0' in text  # no model loaded
+    assert 'mmsearch_variant_requests_total{variant="hybrid-rrf"} 1.0' in text
+
+
+# --- limits (413) -------------------------------------------------------------------------------------
+
+
+def test_body_over_the_limit_is_a_413_json() -> None:
+    client = _app(limits=ServiceLimits(max_body_bytes=1000, max_image_bytes=500)).test_client()
+    response = client.post("/search", json={"text": "x" * 2000})
+    assert response.status_code == 413
+    assert response.get_json() == {"error": "PayloadTooLargeError", "message": "request body is larger than the limit",
+                                   "limit_bytes": 1000}
+
+
+def test_uploaded_image_over_the_limit_is_a_413() -> None:
+    client = _app(limits=ServiceLimits(max_body_bytes=4000, max_image_bytes=500)).test_client()
+    response = client.post("/search", data={"text": "x", "image": (io.BytesIO(b"\xff" * 600), "q.jpg")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 413
+    body = response.get_json()
+    assert (body["error"], body["message"], body["limit_bytes"]) == ("PayloadTooLargeError",
+                                                                      "image is larger than the limit", 500)
+
+
+def test_base64_image_over_the_limit_is_a_413() -> None:
+    client = _app(limits=ServiceLimits(max_body_bytes=10_000, max_image_bytes=100)).test_client()
+    response = client.post("/search", json={"image_base64": "A" * 400})
+    assert response.status_code == 413 and response.get_json()["error"] == "PayloadTooLargeError"
+
+
+# --- 400 JSON ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"data": "text=shirt", "content_type": "text/plain"},
+     "send JSON (Content-Type: application/json) or multipart/form-data"),
+    ({"data": "{not json", "content_type": "application/json"},
+     "send JSON (Content-Type: application/json) or multipart/form-data"),
+    ({"json": {"text": "x", "sze": 3}}, "invalid request at (body): Additional properties are not allowed"),
+    ({"json": {"text": "x", "size": 1000}}, "invalid request at size: 1000 is greater than the maximum of 100"),
+    ({"json": {"text": "x", "ranking": {"method": "borda"}}}, "unknown fusion method"),
+    ({"json": {"size": 3}}, "give a text query, an image, or both"),
+])
+def test_bad_post_bodies_are_400_json(kwargs: dict, message: str) -> None:
+    response = _app().test_client().post("/search", **kwargs)
+    assert response.status_code == 400 and response.mimetype == "application/json"
+    body = response.get_json()
+    assert body["error"] == "RequestValidationError" and body["message"].startswith(message)
+
+
+def test_bad_get_params_are_400_json_with_context() -> None:
+    response = _app().test_client().get("/search?q=x&colour=red")
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "RequestValidationError", "message": "unknown query parameters",
+                                   "unknown": ["colour"]}
+
+
+@pytest.mark.parametrize(("method", "path"), [("DELETE", "/products-v1"), ("PUT", "/search"),
+                                               ("POST", "/_security/api_key"), ("PUT", "/_cluster/settings"),
+                                               ("POST", "/healthz")])
+def test_the_passthrough_does_not_forward_writes_to_elasticsearch(method: str, path: str) -> None:
+    # Bug (app.passthrough): the catch-all route forwards PUT/DELETE/POST on ANY path with the
+    # service's own credentials, so a shopper-facing endpoint can delete the product index,
+    # change cluster settings or mint API keys ("PUT /search" creates an index named "search").
+    es = FakeES()
+    response = _app(es).test_client().open(path, method=method, json={})
+    assert es.forwarded == []
+    assert response.status_code in (403, 404, 405)
+
+
+def test_get_filter_year_twice_is_a_400_not_a_500() -> None:
+    # Bug (validation.from_query_args): filter.year=2012&filter.year.gte=2010 raises TypeError -> 500.
+    response = _app().test_client().get("/search?q=x&filter.year=2012&filter.year.gte=2010")
+    assert response.status_code == 400
+
+
+# --- search with a fake cluster ---------------------------------------------------------------------------
+
+
+def test_search_without_a_model_degrades_to_bm25_and_says_so() -> None:
+    es = FakeES()
+    response = _app(es).test_client().post("/search", json={"text": "red shirt", "size": 1, "facets": ["gender"]})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["degraded"] == ["text_vector: no model loaded"]
+    assert [h["_id"] for h in body["hits"]] == ["a"] and body["total"] == 2
+    assert body["hits"][0]["_score"] == pytest.approx(1 / 61)  # rrf, k=60, rank 1, weight 1
+    assert body["hits"][0]["breakdown"]["legs"]["bm25"]["rank"] == 1
+    assert body["facets"] == {"gender": [{"value": "Men", "count": 2}]}
+    assert set(body["took_ms"]) == {"encode", "es", "fuse", "total"}
+    assert len(es.msearch_calls) == 1 and es.msearch_calls[0][0] == {"index": ALIAS}  # one leg, one _msearch
+
+
+def test_a_failing_leg_is_dropped_and_named() -> None:
+    es = FakeES(responses=[_hits(("a", 2.0), ("b", 1.0)), _hits(("b", 0.9), ("c", 0.8)),
+                           {"error": {"type": "search_phase_execution_exception", "reason": "boom"}, "status": 500}])
+    body = _app(es, encoder=FakeEncoder()).test_client().post("/search", json={"text": "x"}).get_json()
+    assert body["degraded"] == ["leg:text_image: boom"]
+    assert set(body["legs"]) == {"bm25", "text_text"}
+    # b: 1/62 (bm25 rank 2) + 1/61 (text_text rank 1) beats a: 1/61
+    assert [h["_id"] for h in body["hits"]] == ["b", "a", "c"]
+    assert body["hits"][0]["_score"] == pytest.approx(1 / 62 + 1 / 61)
+
+
+def test_es_unreachable_is_a_503_with_retry_after() -> None:
+    es = FakeES(error=elasticsearch.ConnectionError("Connection refused"))
+    response = _app(es).test_client().post("/search", json={"text": "shirt"})
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    body = response.get_json()
+    assert (body["error"], body["message"]) == ("ClusterUnavailableError", "Elasticsearch is unreachable")
+
+
+def test_es_rejecting_the_search_is_a_502() -> None:
+    response = _app(FakeES(error=_api_error(400))).test_client().get("/search?q=shirt")
+    assert response.status_code == 502 and response.get_json()["error"] == "ClusterError"
+    assert "Retry-After" not in response.headers
+
+
+def test_unexpected_errors_are_a_generic_500_without_a_traceback() -> None:
+    app = _app()
+
+    def boom(*_: Any, **__: Any) -> None:
+        raise RuntimeError("secret detail /srv/app/config.py line 42")
+
+    app.extensions["mmsearch"]["engine"].search = boom
+    response = app.test_client().post("/search", json={"text": "shirt"})
+    assert response.status_code == 500
+    assert response.get_json() == {"error": "InternalError", "message": "internal error; see the service log"}
+    text = response.get_data(as_text=True)
+    assert "secret" not in text and "Traceback" not in text and "RuntimeError" not in text
+
+
+def test_native_retriever_rejected_by_es_is_not_an_internal_error() -> None:
+    # Bug (engine._search): only TransportError is translated; an ApiError from a single search
+    # (native rrf retriever, guaranteed-k escalation, exact search) escapes as a generic 500.
+    es = FakeES()
+    es.search_error = _api_error(400)
+    app = _app(es, capabilities=SimpleNamespace(painless=False, native_rrf_usable=True))
+    response = app.test_client().post("/search", json={"text": "x", "ranking": {"native_retriever": True}})
+    assert response.status_code in (400, 502)
+
+
+# --- proxy -----------------------------------------------------------------------------------------
+
+
+def test_proxy_passthrough_says_why() -> None:
+    es = FakeES()
+    response = _app(es).test_client().post("/products/_search", json={"query": {"match_all": {}}})
+    assert response.status_code == 200 and response.get_json() == {"count": 3}
+    assert response.headers["X-Hybrid"].startswith("passthrough; no user text")
+    assert response.headers["X-Elastic-Product"] == "Elasticsearch"
+    assert es.forwarded == [("POST", "/products/_search")] and es.msearch_calls == []
+
+
+def test_proxy_bad_json_and_bad_options_are_es_shaped_400s() -> None:
+    client = _app().test_client()
+    response = client.post("/products/_search", data="{nope", content_type="application/json")
+    assert response.status_code == 400 and response.get_json()["error"]["type"] == "parse_exception"
+    response = client.post("/products/_search", json={"query": {"match": {"title": "x"}}},
+                           headers={"X-Hybrid-Options": "[1]"})
+    assert response.status_code == 400 and response.get_json()["status"] == 400
+    assert response.get_json()["error"]["type"] == "illegal_argument_exception"
+
+
+def test_proxy_hybrid_answer_is_es_shaped() -> None:
+    es = FakeES(responses=[_hits(("a", 3.0), ("b", 1.0), index="products-v7")])
+    response = _app(es).test_client().post("/products/_search", json={"query": {"match": {"title": "shirt"}},
+                                                                      "size": 1})
+    body = response.get_json()
+    assert response.status_code == 200 and response.headers["X-Elastic-Product"] == "Elasticsearch"
+    assert body["hits"]["hits"][0]["_index"] == "products-v7" and body["hits"]["hits"][0]["_id"] == "a"
+    assert body["hits"]["total"] == {"value": 2, "relation": "eq"}
+    assert body["_hybrid"]["legs"] == ["bm25"] and es.msearch_calls[0][0] == {"index": "products"}
+
+
+def test_proxy_negative_from_is_not_a_500() -> None:
+    # Bug (proxy.plan): from=-1 is planned as improvable, fusion.paginate raises ValueError -> 500.
+    response = _app().test_client().post("/products/_search", json={"query": {"match": {"title": "x"}}, "from": -1})
+    assert response.status_code != 500
+
+
+def test_proxy_does_not_redirect_concurrent_searches_to_its_index() -> None:
+    # Bug (app._hybrid_proxy): it swaps the shared engine.index to the proxied index while its
+    # _msearch runs; a /search served at the same time (threaded server, gunicorn --threads)
+    # then searches the proxy's index instead of the products alias.
+    es = FakeES()
+    app = _app(es)
+    proxy_inside, release = threading.Event(), threading.Event()
+    seen: list[str] = []
+
+    def hook(searches: list[dict[str, Any]]) -> None:
+        seen.append(searches[0]["index"])
+        if searches[0]["index"] == "other-index" and not proxy_inside.is_set():
+            proxy_inside.set()
+            release.wait(5)
+
+    es.before_msearch = hook
+    worker = threading.Thread(target=lambda: app.test_client().post(
+        "/other-index/_search", json={"query": {"match": {"title": "x"}}}))
+    worker.start()
+    assert proxy_inside.wait(5)
+    try:
+        response = app.test_client().post("/search", json={"text": "shirt"})
+    finally:
+        release.set()
+        worker.join(5)
+    assert response.status_code == 200
+    assert seen == ["other-index", ALIAS]
