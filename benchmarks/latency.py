@@ -135,7 +135,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="repeat everything; figures are medians over runs")
     parser.add_argument("--out", type=Path, help="write the raw results as JSON")
     parser.add_argument("--write-doc", action="store_true", help="fill the Query latency section of docs/benchmarks.md")
+    parser.add_argument("--render", type=Path, nargs="+", metavar="JSON",
+                        help="only write the docs section from earlier --out files (one block per file)")
     args = parser.parse_args()
+    if args.render:
+        summaries = [json.loads(path.read_text()) for path in args.render]
+        write_doc_section(PROJECT_ROOT / "docs" / "benchmarks.md", "\n\n".join(render(s) for s in summaries))
+        return
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log on stdout
     logging.getLogger("mmsearch").setLevel(logging.WARNING)
 
@@ -247,8 +253,11 @@ def main() -> None:
 
     slowest = max(SINGLE_LEGS_OF_HYBRID_TEXT, key=lambda n: results[n]["p50_ms"])
     slowest_raw = max(SINGLE_LEGS_OF_HYBRID_TEXT, key=lambda n: results[n]["raw_es_p50_ms"])
+    command = "ES_URL=http://127.0.0.1:9200 python benchmarks/latency.py" + \
+        (f" --alias {args.alias}" if args.alias else "") + \
+        f" --qps {args.qps:g} --image-qps {args.image_qps:g} --requests {args.requests} --runs {args.runs}"
     summary = {
-        "started": started.isoformat(timespec="seconds"), "alias": alias, "index_docs": docs,
+        "command": command, "started": started.isoformat(timespec="seconds"), "alias": alias, "index_docs": docs,
         "docs_with_image_vector": with_image_vector, "cpus": os.cpu_count(),
         "load_avg_before": load_before, "load_avg_after": load_after, "qps": args.qps, "image_qps": args.image_qps,
         "requests_per_phase": args.requests, "workers": args.workers, "depth": args.depth,
@@ -266,19 +275,18 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(summary, indent=2))
     if args.write_doc:
-        write_doc_section(PROJECT_ROOT / "docs" / "benchmarks.md", render(summary, args))
+        write_doc_section(PROJECT_ROOT / "docs" / "benchmarks.md", render(summary))
 
 
-def render(summary: dict[str, Any], args: argparse.Namespace) -> str:
+def render(summary: dict[str, Any]) -> str:
     def f(value: float) -> str:
         return f"{value:.1f}"
 
-    command = "ES_URL=http://127.0.0.1:9200 python benchmarks/latency.py" + \
-        (f" --alias {args.alias}" if args.alias else "") + \
-        f" --qps {args.qps:g} --image-qps {args.image_qps:g} --requests {args.requests} --runs {args.runs} --write-doc"
+    command = summary["command"]
     la, lb = summary["load_avg_before"], summary["load_avg_after"]
     lines = [
-        f"Command: `{command}` ({summary['started']} run).",
+        f"Command: `{command}` (run started {summary['started']}; `--out FILE` keeps the raw figures, "
+        "`--write-doc` writes this section, `--render A.json B.json` rewrites it from saved runs).",
         "",
         f"Conditions: {summary['cpus']} vCPUs shared with other engineers' jobs (load average "
         f"{la[0]:.1f} before, {lb[0]:.1f} after the run); Elasticsearch 9.2 integ-test distribution, single "
