@@ -310,3 +310,58 @@ def test_proxy_does_not_redirect_concurrent_searches_to_its_index() -> None:
         worker.join(5)
     assert response.status_code == 200
     assert seen == ["other-index", ALIAS]
+
+
+# --- guaranteed k with a fake cluster (engine level) -------------------------------------------------
+
+
+class FilteredKnnES(FakeES):
+    """A filtered kNN leg that keeps returning one hit although `matching` docs match the filter."""
+
+    def __init__(self, matching: int, docs: dict[str, list[float]]) -> None:
+        super().__init__(responses=[_hits(("y", 0.9))])
+        self.matching, self.docs, self.searches = matching, docs, []
+
+    def count(self, index: str, query: dict[str, Any]) -> dict[str, int]:
+        return {"count": self.matching}
+
+    def search(self, index: str, **body: Any) -> dict[str, Any]:
+        self.searches.append(body)
+        if "knn" in body:
+            return _hits(("y", 0.9))
+        field = body["_source"]["includes"][-1]
+        return {"hits": {"hits": [{"_id": doc, "_score": 0.0, "_source": {"id": doc, field: vector}}
+                                  for doc, vector in self.docs.items()]}}
+
+
+def _engine(es: FakeES, **options: Any) -> Any:
+    from query_service.engine import EngineOptions, SearchEngine
+
+    return SearchEngine(es, FakeEncoder(), Settings(products_alias=ALIAS), NO_PLUGINS, EngineOptions(**options))
+
+
+def test_guaranteed_k_escalates_then_ranks_exactly_in_python() -> None:
+    from query_service.ranking import RankingConfig, SearchRequest
+
+    es = FilteredKnnES(matching=3, docs={"x": [0.0, 1.0], "y": [1.0, 0.0], "z": [1.0, 1.0]})
+    ranking = RankingConfig(legs={"text_text": 1.0}, depth=3, num_candidates=3)
+    run = _engine(es).run_legs(SearchRequest(text="shirt", filters={"gender": "Men"}), ranking)
+    # query [1, 0]: y cos 1 -> 1.0, z cos 0.707 -> 0.854, x cos 0 -> 0.5
+    assert [doc for doc, _ in run.legs["text_text"]] == ["y", "z", "x"]
+    assert [s for _, s in run.legs["text_text"]] == pytest.approx([1.0, (1 + 2 ** -0.5) / 2, 0.5], abs=1e-6)
+    assert [b["knn"]["num_candidates"] for b in es.searches if "knn" in b] == [12, 48, 192, 768, 3072, 10_000]
+    assert run.guaranteed_k == [{"leg": "text_text", "returned": 1, "needed": 3, "strategy": "exact",
+                                 "returned_after": 3}]
+    assert all(b.get("knn", {}).get("filter") == [{"terms": {"gender": ["Men"]}}] for b in es.searches if "knn" in b)
+
+
+def test_exact_limit_keeps_the_knn_hits_it_already_had() -> None:
+    # Bug (engine._exact): above exact_limit it returns [] and _guarantee_k replaces the leg with it,
+    # throwing away the hits approximate kNN did find; it should keep them (and say degraded).
+    from query_service.ranking import RankingConfig, SearchRequest
+
+    es = FilteredKnnES(matching=20_000, docs={})
+    ranking = RankingConfig(legs={"text_text": 1.0}, depth=3, num_candidates=3)
+    run = _engine(es, exact_limit=10).run_legs(SearchRequest(text="shirt", filters={"gender": "Men"}), ranking)
+    assert any(reason.startswith("exact:text_vector") for reason in run.degraded)
+    assert run.legs["text_text"] == [("y", 0.9)]
