@@ -233,12 +233,7 @@ def create_app(settings: Any, *, es: Any = None, encoder: Any = None, experiment
             if field_name and "text" in vectors:
                 bodies[leg] = proxy.knn_leg_body(field_name, vectors["text"], plan.knn_filter, ranking.depth,
                                                  ranking.num_candidates, body.get("_source"))
-        original = engine.index
-        engine.index = index
-        try:
-            responses = engine._msearch(bodies)
-        finally:
-            engine.index = original
+        responses = engine._msearch(bodies, index=index)
         legs, sources, index_of, lexical = {}, {}, {}, {}
         for leg, response in zip(bodies, responses):
             if "error" in response:
@@ -263,6 +258,11 @@ def create_app(settings: Any, *, es: Any = None, encoder: Any = None, experiment
     @app.route("/", defaults={"path": ""}, methods=["GET", "HEAD"], endpoint="passthrough")
     @app.route("/<path:path>", methods=["GET", "POST", "PUT", "DELETE", "HEAD"], endpoint="passthrough")
     def passthrough(path: str) -> Response:
+        # Read-only: the service holds Elasticsearch credentials and faces shoppers, so it must
+        # never relay writes, deletes or admin calls (PUT /search would even create an index).
+        if not proxy.is_read_only(request.method, "/" + path):
+            return _es_json(proxy.es_error(405, "method_not_allowed",
+                                           f"{request.method} /{path} is not relayed by the search proxy"), 405)
         return _forward("/" + path, reason="not a search")
 
     def _forward(path: str, reason: str) -> Response:

@@ -141,16 +141,17 @@ class SearchEngine:
                                                timeout_ms=timeout)
         return bodies
 
-    def _msearch(self, bodies: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    def _msearch(self, bodies: dict[str, dict[str, Any]], index: str | None = None) -> list[dict[str, Any]]:
         from elasticsearch import ApiError, NotFoundError, TransportError
 
+        index = index or self.index
         try:
             response = self.es.options(request_timeout=self.options.leg_timeout_ms / 1000.0 + 5).msearch(
-                searches=queries.msearch_payload(self.index, list(bodies.values())))
+                searches=queries.msearch_payload(index, list(bodies.values())))
         except NotFoundError as exc:
-            raise ClusterUnavailableError("the product alias does not exist yet", index=self.index) from exc
+            raise ClusterUnavailableError("the index or alias does not exist (yet)", index=index) from exc
         except ApiError as exc:
-            raise ClusterError("Elasticsearch rejected the search", index=self.index, error=str(exc)[:300]) from exc
+            raise ClusterError("Elasticsearch rejected the search", index=index, error=str(exc)[:300]) from exc
         except TransportError as exc:
             raise ClusterUnavailableError("Elasticsearch is unreachable", error=str(exc)[:300]) from exc
         return list(response.body["responses"] if hasattr(response, "body") else response["responses"])
@@ -207,14 +208,16 @@ class SearchEngine:
                 run.sources.update(sources)
                 record["strategy"] = f"num_candidates={num_candidates}"
             if len(ranked) < needed:
-                ranked = self._exact(field_name, vectors[modality], request, ranking, matching, run)
-                record["strategy"] = "exact"
+                exact = self._exact(field_name, vectors[modality], request, ranking, matching, run)
+                if exact is not None:  # None: too many docs to brute-force; keep what kNN found
+                    ranked = exact
+                    record["strategy"] = "exact"
             record["returned_after"] = len(ranked)
             run.legs[leg] = ranked
             run.guaranteed_k.append(record)
 
     def _exact(self, field_name: str, vector: np.ndarray, request: SearchRequest, ranking: RankingConfig,
-               matching: int, run: LegRun) -> list[tuple[str, float]]:
+               matching: int, run: LegRun) -> list[tuple[str, float]] | None:
         if self.capabilities is not None and getattr(self.capabilities, "painless", False):
             body = queries.exact_script_body(field_name, vector, request.filters, ranking.depth)
             ranked, sources = queries.parse_leg_response(self._search(body))
@@ -222,7 +225,7 @@ class SearchEngine:
             return ranked
         if matching > self.options.exact_limit:
             run.degraded.append(f"exact:{field_name}: {matching} filtered docs exceed the exact-search limit")
-            return []
+            return None
         body = queries.exact_fetch_body(field_name, request.filters, matching)
         hits = self._search(body)["hits"]["hits"]
         ranked = queries.rank_by_cosine(vector, hits, field_name, ranking.depth)
@@ -231,10 +234,12 @@ class SearchEngine:
         return [(doc_id, score) for doc_id, score, _ in ranked]
 
     def _search(self, body: dict[str, Any]) -> dict[str, Any]:
-        from elasticsearch import TransportError
+        from elasticsearch import ApiError, TransportError
 
         try:
             response = self.es.search(index=self.index, **body)
+        except ApiError as exc:
+            raise ClusterError("Elasticsearch rejected the search", index=self.index, error=str(exc)[:300]) from exc
         except TransportError as exc:
             raise ClusterUnavailableError("Elasticsearch is unreachable", error=str(exc)[:300]) from exc
         return dict(response.body if hasattr(response, "body") else response)

@@ -58,11 +58,39 @@ def extract_text(query: Any) -> str | None:
     return None
 
 
-def filter_of(query: Any) -> list[dict[str, Any]]:
-    """``bool.filter`` clauses, reused as the kNN pre-filter so vector hits respect the app's filters."""
-    if isinstance(query, Mapping) and isinstance(query.get("bool"), Mapping):
-        return [dict(c) for c in _as_list(query["bool"].get("filter"))]
-    return []
+def filter_of(query: Any) -> list[dict[str, Any]] | None:
+    """Every non-scoring constraint of the query as kNN pre-filter clauses, so vector hits obey the
+    same restrictions as the lexical leg: ``filter`` and ``must_not`` at every level of ``bool.must``.
+    None when a constraint cannot be expressed that way (``minimum_should_match``): pass through."""
+    if not (isinstance(query, Mapping) and isinstance(query.get("bool"), Mapping)):
+        return []
+    clause = query["bool"]
+    if "minimum_should_match" in clause:
+        return None
+    out = [dict(c) for c in _as_list(clause.get("filter"))]
+    if clause.get("must_not"):
+        out.append({"bool": {"must_not": _as_list(clause["must_not"])}})
+    for sub in _as_list(clause.get("must")):
+        nested = filter_of(sub)
+        if nested is None:
+            return None
+        out.extend(nested)
+    return out
+
+
+_READ_ENDPOINTS = ("_search", "_msearch", "_count", "_mget", "_field_caps", "_validate/query", "_explain",
+                   "_search/template", "_msearch/template", "_termvectors", "_mtermvectors")
+
+
+def is_read_only(method: str, path: str) -> bool:
+    """GET/HEAD anywhere, POST only to read endpoints; everything else is refused."""
+    if method in ("GET", "HEAD"):
+        return True
+    if method != "POST":
+        return False
+    trimmed = path.rstrip("/")
+    return any(trimmed.endswith("/" + endpoint) or trimmed == endpoint for endpoint in _READ_ENDPOINTS) \
+        or "/_explain/" in trimmed or "/_termvectors/" in trimmed
 
 
 def plan(body: Mapping[str, Any] | None, params: Mapping[str, str], options: Mapping[str, Any], depth: int) -> ProxyPlan:
@@ -83,9 +111,16 @@ def plan(body: Mapping[str, Any] | None, params: Mapping[str, str], options: Map
         return ProxyPlan(False, "non-integer from/size")
     if size == 0:
         return ProxyPlan(False, "size 0 (aggregations only)")
+    if offset < 0 or size < 0:
+        return ProxyPlan(False, "negative from/size (Elasticsearch reports the error)")
     if offset + size > depth:
         return ProxyPlan(False, f"from+size beyond the fused depth {depth}")
-    return ProxyPlan(True, text=text, knn_filter=filter_of(body.get("query")), offset=offset, size=size)
+    knn_filter = filter_of(body.get("query"))
+    if knn_filter is None:
+        return ProxyPlan(False, "minimum_should_match cannot be applied to the vector legs")
+    if body.get("post_filter"):
+        knn_filter.append(dict(body["post_filter"]))
+    return ProxyPlan(True, text=text, knn_filter=knn_filter, offset=offset, size=size)
 
 
 def parse_options(header: str | None) -> dict[str, Any]:

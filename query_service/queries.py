@@ -110,7 +110,7 @@ def native_rrf_body(bm25_text: str | None, knn_legs: Mapping[str, tuple[str, Seq
     for field, vector in knn_legs.values():
         retrievers.append({"knn": knn_body(field, vector, ranking, filters)["knn"]})
     return {"retriever": {"rrf": {"retrievers": retrievers, "rank_constant": max(1, ranking.rrf_k),
-                                  "rank_window_size": ranking.depth}},
+                                  "rank_window_size": max(ranking.depth, size)}},
             "size": size, "_source": list(SOURCE_FIELDS)}
 
 

@@ -39,6 +39,15 @@ def _fail(message: str, **context: Any) -> None:
     raise RequestValidationError(message, **context)
 
 
+def _integer(value: Any) -> bool:
+    """JSON ``true`` must not pass as 1: bool is an int subclass in Python."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class RankingConfig:
     """One ranking variant: which legs, how deep, how they are fused."""
@@ -58,13 +67,18 @@ class RankingConfig:
     native_retriever: bool = False
 
     def __post_init__(self) -> None:
+        for name in ("legs", "bounds", "field_boosts"):
+            if not isinstance(getattr(self, name), Mapping):
+                _fail(f"{name} must be an object", setting=name)
         legs = dict(self.legs)
         unknown = sorted(set(legs) - set(LEGS))
         if unknown or not legs:
             _fail("legs must be a non-empty mapping of known legs to weights", unknown=unknown, known=list(LEGS))
         for leg, weight in legs.items():
-            if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not 0 <= weight <= 100:
+            if not _number(weight) or not 0 <= weight <= 100:
                 _fail("leg weights must be numbers in [0, 100]", leg=leg, weight=weight)
+        if not any(weight > 0 for weight in legs.values()):
+            _fail("at least one leg needs a positive weight", legs=legs)
         object.__setattr__(self, "legs", legs)
         if self.method not in METHODS:
             _fail("unknown fusion method", method=self.method, allowed=list(METHODS))
@@ -72,26 +86,28 @@ class RankingConfig:
             _fail("unknown normalization", normalization=self.normalization, allowed=list(NORMALIZATIONS))
         if self.combination not in COMBINATIONS:
             _fail("unknown combination", combination=self.combination, allowed=list(COMBINATIONS))
-        if not (isinstance(self.rrf_k, int) and 0 <= self.rrf_k <= 10_000):
+        if not (_integer(self.rrf_k) and 0 <= self.rrf_k <= 10_000):
             _fail("rrf_k must be an integer in [0, 10000]", rrf_k=self.rrf_k)
-        bounds = {k: tuple(v) for k, v in dict(self.bounds).items()}
-        for leg, pair in bounds.items():
-            if leg not in LEGS or len(pair) != 2 or not pair[0] <= pair[1]:
-                _fail("bounds must map legs to [low, high] with low <= high", leg=leg, bounds=list(pair))
+        bounds: dict[str, tuple[float, float]] = {}
+        for leg, pair in dict(self.bounds).items():
+            if (leg not in LEGS or not isinstance(pair, (list, tuple)) or len(pair) != 2
+                    or not all(_number(v) for v in pair) or not pair[0] <= pair[1]):
+                _fail("bounds must map legs to [low, high] numbers with low <= high", leg=leg, bounds=str(pair))
+            bounds[leg] = (float(pair[0]), float(pair[1]))
         object.__setattr__(self, "bounds", bounds)
         boosts = dict(self.field_boosts)
         if not boosts or set(boosts) - set(BOOSTABLE_FIELDS):
             _fail("field_boosts must name text fields", unknown=sorted(set(boosts) - set(BOOSTABLE_FIELDS)),
                   known=list(BOOSTABLE_FIELDS))
-        if any(not isinstance(b, (int, float)) or not 0 < b <= 100 for b in boosts.values()):
+        if any(not _number(b) or not 0 < b <= 100 for b in boosts.values()):
             _fail("field boosts must be in (0, 100]", field_boosts=boosts)
         object.__setattr__(self, "field_boosts", boosts)
-        if not (isinstance(self.depth, int) and 1 <= self.depth <= MAX_DEPTH):
+        if not (_integer(self.depth) and 1 <= self.depth <= MAX_DEPTH):
             _fail(f"depth must be an integer in [1, {MAX_DEPTH}]", depth=self.depth)
-        if not (isinstance(self.num_candidates, int) and self.depth <= self.num_candidates <= MAX_NUM_CANDIDATES):
+        if not (_integer(self.num_candidates) and self.depth <= self.num_candidates <= MAX_NUM_CANDIDATES):
             _fail(f"num_candidates must be in [depth, {MAX_NUM_CANDIDATES}]", num_candidates=self.num_candidates,
                   depth=self.depth)
-        if not 0 <= self.negative_weight <= 1:
+        if not _number(self.negative_weight) or not 0 <= self.negative_weight <= 1:
             _fail("negative_weight must be in [0, 1]", negative_weight=self.negative_weight)
 
     @classmethod
@@ -139,13 +155,13 @@ class SearchRequest:
             value = getattr(self, name)
             if value is not None and len(value) > MAX_TEXT_CHARS:
                 _fail(f"{name} is longer than {MAX_TEXT_CHARS} characters", length=len(value))
-        if not (isinstance(self.size, int) and 0 <= self.size <= MAX_SIZE):
+        if not (_integer(self.size) and 0 <= self.size <= MAX_SIZE):
             _fail(f"size must be an integer in [0, {MAX_SIZE}]", size=self.size)
-        if not (isinstance(self.offset, int) and 0 <= self.offset <= MAX_DEPTH):
+        if not (_integer(self.offset) and 0 <= self.offset <= MAX_DEPTH):
             _fail(f"from/offset must be an integer in [0, {MAX_DEPTH}]", offset=self.offset)
         for name in ("text_weight", "image_weight"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0 <= value <= 10:
+            if not _number(value) or not 0 <= value <= 10:
                 _fail(f"{name} must be a number in [0, 10]", value=value)
         facets = tuple(self.facets)
         if set(facets) - set(FACET_FIELDS):

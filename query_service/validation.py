@@ -101,9 +101,12 @@ def decode_base64_image(data: str, limits: ServiceLimits) -> bytes:
     if data.startswith("data:"):
         data = data.split(",", 1)[-1]
     try:
-        return base64.b64decode(data, validate=True)
+        image = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
         raise RequestValidationError("image_base64 is not valid base64") from None
+    if len(image) > limits.max_image_bytes:  # the length pre-check above is only approximate
+        raise PayloadTooLargeError("image is larger than the limit", limit_bytes=limits.max_image_bytes)
+    return image
 
 
 def from_json(body: Any, limits: ServiceLimits) -> tuple[SearchRequest, dict[str, Any], str | None]:
@@ -148,9 +151,14 @@ def from_query_args(args: Mapping[str, str]) -> tuple[SearchRequest, dict[str, A
             continue
         parts = key.split(".")
         if len(parts) == 2:
+            if parts[1] in filters:
+                raise RequestValidationError("a field is filtered both by value and by range", field=parts[1])
             filters[parts[1]] = value.split(",")
         elif len(parts) == 3:
-            filters.setdefault(parts[1], {})[parts[2]] = _number(value, key)
+            bounds = filters.setdefault(parts[1], {})
+            if not isinstance(bounds, dict):
+                raise RequestValidationError("a field is filtered both by value and by range", field=parts[1])
+            bounds[parts[2]] = _number(value, key)
         else:
             raise RequestValidationError("filter parameters look like filter.<field> or filter.<field>.<gte|lte>")
     unknown = set(args) - {"q", "size", "from", "facets", "negative", "user_id", "session_id", "explain"} \
