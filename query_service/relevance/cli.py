@@ -124,7 +124,8 @@ def _tune(args: argparse.Namespace) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(yaml.safe_dump({"variants": [variant]}, sort_keys=False))
     summary = {**result.summary(args.seed), "configs_searched": len(configs), "folds": args.folds,
-               "variant_file": str(args.out)}
+               "queries": len(judgments), "variant_file": str(args.out),
+               "vs_single_legs": tuning.compare_with_single_legs(matrix, configs, result.out_of_sample, args.seed)}
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(json.dumps(summary, indent=2))

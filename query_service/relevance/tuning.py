@@ -158,3 +158,21 @@ def to_variant(config: Mapping[str, Any], name: str = "tuned-hybrid",
         variant["combination"] = config["combination"]
     RankingConfig.from_dict(variant)  # the written file must load in the service
     return variant
+
+
+def compare_with_single_legs(matrix: np.ndarray, configs: Sequence[Mapping[str, Any]],
+                             out_of_sample: Sequence[float], seed: int = 0) -> dict[str, Any]:
+    """The cross-validated tuned hybrid against each single leg (default boosts), paired per query.
+
+    A single leg needs no tuning, so its in-sample score is already out-of-sample.
+    """
+    out: dict[str, Any] = {}
+    for leg in TEXT_LEGS:
+        index = next(i for i, c in enumerate(configs) if c["boost_index"] == 0 and c["legs"] == {leg: 1.0}
+                     and c["method"] == "rrf" and c["rrf_k"] == 60)
+        single = matrix[index].tolist()
+        diffs = [t - s for s, t in zip(single, out_of_sample)]
+        out[leg] = {"ndcg@10": stats.mean(single), "ndcg@10_ci95": stats.bootstrap_ci(single, seed=seed),
+                    "tuned_minus_leg": stats.mean(diffs), "diff_ci95": stats.bootstrap_ci(diffs, seed=seed),
+                    "p": stats.paired_randomization(single, list(out_of_sample), seed=seed)}
+    return out
