@@ -24,7 +24,7 @@ from query_service import proxy, validation
 from query_service.engine import EngineOptions, SearchEngine
 from query_service.fusion import fuse, paginate
 from query_service.metrics import ServiceMetrics
-from query_service.ranking import LEGS, RankingConfig, SearchRequest
+from query_service.ranking import LEGS, MAX_SIZE, RankingConfig, SearchRequest
 from query_service.validation import ServiceLimits
 
 log = logging.getLogger("mmsearch.query")
@@ -180,8 +180,10 @@ def create_app(settings: Any, *, es: Any = None, encoder: Any = None, experiment
     def _interleave(search_request: SearchRequest, assignment: Any, unit_id: str) -> dict[str, Any]:
         from query_service.relevance.interleaving import team_draft
 
+        # Both rankings must cover the requested page; SearchRequest caps size, so deep pages
+        # of an interleaved list are limited to the first MAX_SIZE positions.
         deep = SearchRequest(**{**search_request.__dict__, "offset": 0,
-                                "size": search_request.offset + search_request.size})
+                                "size": min(MAX_SIZE, search_request.offset + search_request.size)})
         results = {team: engine.search(deep, RankingConfig.from_dict({"name": team, **raw}))
                    for team, raw in assignment.rankings.items()}
         a, b = results["A"], results["B"]
@@ -253,7 +255,8 @@ def create_app(settings: Any, *, es: Any = None, encoder: Any = None, experiment
         g.degraded = degraded
         took = int((time.perf_counter() - start) * 1000)
         return proxy.shape_response(index, page, sources, index_of, lexical, len(fused), took,
-                                    {"variant": ranking.name, "legs": sorted(legs), "degraded": degraded})
+                                    {"variant": ranking.name, "legs": sorted(legs), "degraded": degraded},
+                                    max_score=fused[0].score if fused else None)
 
     @app.route("/", defaults={"path": ""}, methods=["GET", "HEAD"], endpoint="passthrough")
     @app.route("/<path:path>", methods=["GET", "POST", "PUT", "DELETE", "HEAD"], endpoint="passthrough")

@@ -160,7 +160,7 @@ def knn_leg_body(field_name: str, vector: Sequence[float], knn_filter: list[dict
 
 def shape_response(index: str, page: Sequence[FusedHit], sources: Mapping[str, Any],
                    index_of: Mapping[str, str], lexical: Mapping[str, Any], fused_total: int, took_ms: int,
-                   extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                   extra: Mapping[str, Any] | None = None, max_score: float | None = None) -> dict[str, Any]:
     """An Elasticsearch search response built from the fused page."""
     lexical_total = (lexical.get("hits") or {}).get("total") or {"value": 0, "relation": "eq"}
     if isinstance(lexical_total, int):
@@ -172,7 +172,8 @@ def shape_response(index: str, page: Sequence[FusedHit], sources: Mapping[str, A
     response: dict[str, Any] = {
         "took": took_ms, "timed_out": bool(lexical.get("timed_out", False)),
         "_shards": lexical.get("_shards", {"total": 1, "successful": 1, "skipped": 0, "failed": 0}),
-        "hits": {"total": total, "max_score": hits[0]["_score"] if hits else None, "hits": hits},
+        "hits": {"total": total, "max_score": max_score if max_score is not None else
+                 (hits[0]["_score"] if hits else None), "hits": hits},
     }
     if "aggregations" in lexical:
         response["aggregations"] = lexical["aggregations"]
