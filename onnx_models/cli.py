@@ -37,6 +37,12 @@ def register(subparsers: Any) -> None:
     train.add_argument("--resize-mode", default="pad", choices=("pad", "squash", "center_crop"))
     train.add_argument("--no-colour", action="store_true", help="drop the in-graph colour histogram branch")
     train.add_argument("--no-flip", action="store_true", help="no horizontal-flip augmentation")
+    train.add_argument("--aux-weight", type=float, default=1.0,
+                       help="auxiliary type/colour classification loss weight (0 = off)")
+    train.add_argument("--soft-positive", type=float, default=0.0,
+                       help="InfoNCE target mass shared with same type+colour items (trades exact-item recall "
+                            "for type+colour precision)")
+    train.add_argument("--max-eval-pairs", type=int, default=None)
     train.add_argument("--head", default="mlp", choices=("linear", "mlp"))
     train.add_argument("--dim", type=int, default=256)
     train.add_argument("--epochs", type=int, default=60)
@@ -92,7 +98,8 @@ def _train(args: argparse.Namespace) -> int:
                           image_arch=args.image_arch, resize_mode=args.resize_mode,
                           colour=None if args.no_colour else ColourConfig(), flip_augment=not args.no_flip,
                           head=args.head, dim=args.dim, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                          seed=args.seed, max_train_pairs=args.max_train_pairs)
+                          seed=args.seed, max_train_pairs=args.max_train_pairs, aux_weight=args.aux_weight,
+                          soft_positive=args.soft_positive, max_eval_pairs=args.max_eval_pairs)
     except ValueError as exc:
         raise ConfigError(f"invalid training option: {exc}") from exc
     out = build(args.catalog, args.out, cfg, cache_dir=args.cache_dir)
