@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -196,4 +196,4 @@ def build(catalog_dir: Path, out_dir: Path, cfg: TrainConfig, cache_dir: Path) -
     return export_package(result, bb, cfg, out_dir, catalog_dir)
 
 
-__all__ = ["Backbones", "TrainResult", "build", "export_package", "load_backbones", "replace", "train_alignment"]
+__all__ = ["Backbones", "TrainResult", "build", "export_package", "load_backbones", "train_alignment"]
