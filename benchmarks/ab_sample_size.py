@@ -30,7 +30,7 @@ from query_service.relevance.interleaving import credit, team_draft
 from query_service.relevance.judgments import read_jsonl
 from query_service.relevance.simulator import ClickModel, simulate_clicks
 
-LADDER = (50, 100, 200, 400, 800, 1600, 3200, 6400, 12800)
+LADDER = (25, 40, 60, 90, 135, 200, 300, 450, 700, 1000, 1500, 2250, 3400, 5000, 7500, 11000, 16000)
 
 
 def pick(spec: str):
@@ -76,7 +76,7 @@ def main() -> None:
     parser.add_argument("--judgments", type=Path, required=True)
     parser.add_argument("--a", required=True, help="variants.yaml:name of the baseline")
     parser.add_argument("--b", required=True, help="variants.yaml:name of the candidate")
-    parser.add_argument("--reps", type=int, default=20)
+    parser.add_argument("--reps", type=int, default=40)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
