@@ -253,11 +253,12 @@ def main() -> None:
 
     slowest = max(SINGLE_LEGS_OF_HYBRID_TEXT, key=lambda n: results[n]["p50_ms"])
     slowest_raw = max(SINGLE_LEGS_OF_HYBRID_TEXT, key=lambda n: results[n]["raw_es_p50_ms"])
-    command = "ES_URL=http://127.0.0.1:9200 python benchmarks/latency.py" + \
+    command = f"ES_URL={es_url} python benchmarks/latency.py --model {args.model}" + \
         (f" --alias {args.alias}" if args.alias else "") + \
         f" --qps {args.qps:g} --image-qps {args.image_qps:g} --requests {args.requests} --runs {args.runs}"
     summary = {
         "command": command, "started": started.isoformat(timespec="seconds"), "alias": alias, "index_docs": docs,
+        "model": f"{encoder.name} {encoder.manifest.get('version', '')} ({encoder.identity[:12]})",
         "docs_with_image_vector": with_image_vector, "cpus": os.cpu_count(),
         "load_avg_before": load_before, "load_avg_after": load_after, "qps": args.qps, "image_qps": args.image_qps,
         "requests_per_phase": args.requests, "workers": args.workers, "depth": args.depth,
@@ -291,7 +292,8 @@ def render(summary: dict[str, Any]) -> str:
         f"Conditions: {summary['cpus']} vCPUs shared with other engineers' jobs (load average "
         f"{la[0]:.1f} before, {lb[0]:.1f} after the run); Elasticsearch 9.2 integ-test distribution, single "
         f"node on the same host; index `{summary['alias']}` ({summary['index_docs']:,} products, "
-        f"{summary['docs_with_image_vector']:,} with `image_vector`, int8_hnsw, dim 256); model `mmsearch-test` "
+        f"{summary['docs_with_image_vector']:,} with `image_vector`, int8_hnsw, dim 256); model "
+        f"`{summary.get('model', '?')}` "
         "(onnxruntime CPU, default threads). The service runs under werkzeug's threaded `make_server` in a "
         "thread of the benchmark process (no gunicorn); the open-loop generator fires "
         f"{summary['qps']:g} requests/s ({summary['image_qps']:g}/s for the photo scenario: one image encode "
