@@ -38,6 +38,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -133,6 +134,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=32, help="load-generator threads (max in flight)")
     parser.add_argument("--depth", type=int, default=100)
     parser.add_argument("--runs", type=int, default=3, help="repeat everything; figures are medians over runs")
+    parser.add_argument("--gunicorn", type=int, default=0, metavar="WORKERS",
+                        help="serve with `mmsearch serve --workers N` in its own process instead of in-process")
     parser.add_argument("--out", type=Path, help="write the raw results as JSON")
     parser.add_argument("--write-doc", action="store_true", help="fill the Query latency section of docs/benchmarks.md")
     parser.add_argument("--render", type=Path, nargs="+", metavar="JSON",
@@ -165,10 +168,37 @@ def main() -> None:
     options = EngineOptions()
     from mmsearch.capabilities import detect_capabilities
 
-    app = create_app(settings, es=es, encoder=encoder, capabilities=detect_capabilities(es), engine_options=options)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}/search"
+    if args.gunicorn:
+        # A separate process, as in production: the load generator's threads then do not share the
+        # service's GIL, which the in-process server makes them do.
+        import socket
+        import subprocess
+        import sys
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        env = {**os.environ, "ES_URL": es_url, "MMSEARCH_ALIAS": alias, "MMSEARCH_MODEL_DIR": str(args.model)}
+        service = subprocess.Popen([sys.executable, "-m", "mmsearch.cli", "serve", "--port", str(port), "--workers",
+                                    str(args.gunicorn)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(240):
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        else:
+            service.terminate()
+            raise SystemExit("gunicorn service did not become ready")
+        server = SimpleNamespace(shutdown=service.terminate)
+        url = f"http://127.0.0.1:{port}/search"
+    else:
+        app = create_app(settings, es=es, encoder=encoder, capabilities=detect_capabilities(es),
+                         engine_options=options)
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_port}/search"
     local = threading.local()
 
     def session() -> requests.Session:
@@ -255,9 +285,11 @@ def main() -> None:
     slowest_raw = max(SINGLE_LEGS_OF_HYBRID_TEXT, key=lambda n: results[n]["raw_es_p50_ms"])
     command = f"ES_URL={es_url} python benchmarks/latency.py --model {args.model}" + \
         (f" --alias {args.alias}" if args.alias else "") + \
-        f" --qps {args.qps:g} --image-qps {args.image_qps:g} --requests {args.requests} --runs {args.runs}"
+        f" --qps {args.qps:g} --image-qps {args.image_qps:g} --requests {args.requests} --runs {args.runs}" + \
+        (f" --gunicorn {args.gunicorn}" if args.gunicorn else "")
     summary = {
         "command": command, "started": started.isoformat(timespec="seconds"), "alias": alias, "index_docs": docs,
+        "gunicorn": args.gunicorn,
         "model": f"{encoder.name} {encoder.manifest.get('version', '')} ({encoder.identity[:12]})",
         "docs_with_image_vector": with_image_vector, "cpus": os.cpu_count(),
         "load_avg_before": load_before, "load_avg_after": load_after, "qps": args.qps, "image_qps": args.image_qps,
@@ -294,8 +326,12 @@ def render(summary: dict[str, Any]) -> str:
         f"node on the same host; index `{summary['alias']}` ({summary['index_docs']:,} products, "
         f"{summary['docs_with_image_vector']:,} with `image_vector`, int8_hnsw, dim 256); model "
         f"`{summary.get('model', '?')}` "
-        "(onnxruntime CPU, default threads). The service runs under werkzeug's threaded `make_server` in a "
-        "thread of the benchmark process (no gunicorn); the open-loop generator fires "
+        "(onnxruntime CPU, default threads). "
+        + (f"The service runs as `mmsearch serve --workers {summary['gunicorn']}` (gunicorn) in its own process; "
+           if summary.get("gunicorn") else
+           "The service runs under werkzeug's threaded `make_server` in a thread of the benchmark process "
+           "(no gunicorn); ")
+        + "the open-loop generator fires "
         f"{summary['qps']:g} requests/s ({summary['image_qps']:g}/s for the photo scenario: one image encode "
         f"costs 0.1–0.2 CPU-s here, so 20/s would exceed the 2 CPUs), {summary['requests_per_phase']} per "
         "scenario and phase, up to "
