@@ -1,0 +1,55 @@
+"""`mmsearch serve`: gunicorn workers load the model once each and answer like the in-process app."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_gunicorn_service_answers_and_logs_json(search_index: str, search_settings: Any, model_dir: Path,
+                                                tmp_path: Path) -> None:
+    port = _free_port()
+    log_path = tmp_path / "serve.log"
+    env = {**os.environ, "ES_URL": search_settings.es_hosts[0], "MMSEARCH_ALIAS": search_settings.products_alias,
+           "MMSEARCH_MODEL_DIR": str(model_dir)}
+    with log_path.open("w") as log:
+        service = subprocess.Popen([sys.executable, "-m", "mmsearch.cli", "serve", "--port", str(port),
+                                    "--workers", "2"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(240):
+            try:
+                ready = requests.get(f"{base}/readyz", timeout=2)
+                if ready.status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert service.poll() is None, log_path.read_text()[-3000:]
+            time.sleep(0.5)
+        assert ready.json()["checks"]["alias"] == search_index
+        result = requests.get(f"{base}/search", params={"q": "red dress", "size": 3}, timeout=30).json()
+        assert len(result["hits"]) == 3 and result["degraded"] == []
+        assert requests.post(f"{base}/search", json={"size": 3}, timeout=10).status_code == 400
+        metrics = requests.get(f"{base}/metrics", timeout=10).text
+        assert "mmsearch_requests_total" in metrics
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+    records = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+    assert any(r.get("msg") == "request" and r.get("path") == "/search" and r.get("status") == 200 for r in records)
+    booted = [line for line in log_path.read_text().splitlines() if "Booting worker" in line]
+    assert len(booted) == 2  # one model load per worker, after the fork
