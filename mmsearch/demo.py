@@ -71,22 +71,17 @@ def choose_catalog(explicit: Path | None, sample: bool, state_dir: Path) -> Path
     return target
 
 
-def _alias_is_current(settings: Settings, model_dir: Path, expected_docs: int) -> bool:
+def _alias_is_current(settings: Settings, identity: str, expected_docs: int) -> bool:
     """The alias already serves this model with every product: building again would change nothing."""
-    from onnx_models.runtime import Encoder
-
     es = settings.es_client()
     if not es.indices.exists_alias(name=settings.products_alias):
         return False
     index = next(iter(es.indices.get_alias(name=settings.products_alias).body))
     meta = es.indices.get_mapping(index=index).body[index]["mappings"].get("_meta", {})
-    identity = Encoder.load(model_dir).identity
     return meta.get("model_identity") == identity and es.count(index=index)["count"] == expected_docs
 
 
-def _example_searches(settings: Settings, model_dir: Path, query: str) -> None:
-    from onnx_models.runtime import Encoder
-
+def _example_searches(settings: Settings, encoder: Any, query: str) -> None:
     es = settings.es_client()
     alias = settings.products_alias
     bm25 = es.search(index=alias, size=5, source=["title", "base_colour", "article_type"],
@@ -94,7 +89,7 @@ def _example_searches(settings: Settings, model_dir: Path, query: str) -> None:
     _say(f"BM25 top 5 for {query!r} (straight from Elasticsearch)")
     for hit in bm25["hits"]["hits"]:
         print(f"  {hit['_score']:7.3f}  {hit['_id']:>6}  {hit['_source'].get('title')}")
-    vector = Encoder.load(model_dir).encode_texts([query])[0].tolist()
+    vector = encoder.encode_texts([query])[0].tolist()
     knn = es.search(index=alias, size=5, source=["title"], knn={"field": "image_vector", "query_vector": vector,
                                                                 "k": 5, "num_candidates": 100})
     _say(f"text→image kNN top 5 for {query!r} (the photo matches the words)")
@@ -151,14 +146,17 @@ def run_demo(args: argparse.Namespace) -> int:
     env["MMSEARCH_MODEL_DIR"] = str(model_dir)
 
     _say("4. versioned index behind the alias")
-    if _alias_is_current(settings, model_dir, n_products):
+    from onnx_models.runtime import Encoder
+
+    encoder = Encoder.load(model_dir)
+    if _alias_is_current(settings, encoder.identity, n_products):
         print(f"alias {DEMO_ALIAS!r} already serves this model with all {n_products} products")
     else:
         _mmsearch("index", "build", "--catalog", str(catalog_dir / "products.jsonl"), "--model", str(model_dir),
                   "--swap", env=env)
     _mmsearch("index", "status", env=env)
 
-    _example_searches(settings, model_dir, "navy blue shirt")
+    _example_searches(settings, encoder, "navy blue shirt")
     if args.no_serve:
         return 0
 

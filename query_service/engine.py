@@ -106,9 +106,9 @@ class SearchEngine:
                 negative = encoded[1] if len(encoded) > 1 else None
                 vectors["text"] = queries.combine_query_vector(encoded[0], negative, ranking.negative_weight)
         if "image" in wanted and request.image is not None:
-            if self.encoder is not None:
-                self.encoder.load_image(request.image)  # decode errors are the client's: raise before degrading
-            encoded = self._encode("image_vector", lambda: self.encoder.encode_images([request.image]), degraded)
+            # Decode once, here: a bad image is the client's error (400), not an encoder failure to degrade.
+            image = self.encoder.load_image(request.image) if self.encoder is not None else None
+            encoded = self._encode("image_vector", lambda: self.encoder.encode_images([image]), degraded)
             if encoded is not None:
                 vectors["image"] = encoded[0]
         return vectors
