@@ -116,8 +116,10 @@ def _probe(es: Any, license_body: dict[str, Any] | None, security: bool | None) 
         except ApiError:
             return False
 
-    version = _body(es.nodes.info(node_id="_local", metric="_none", filter_path="nodes.*.version")) \
-        if works(lambda: es.nodes.info(node_id="_local", metric="_none")) else {}
+    try:
+        version = _body(es.nodes.info(node_id="_local", metric="_none", filter_path="nodes.*.version"))
+    except ApiError:
+        version = {}
     version_str = next(iter((version.get("nodes") or {"x": {"version": "0.0.0"}}).values()))["version"]
     analysis_common = works(lambda: es.indices.analyze(tokenizer="standard", filter=["porter_stem"], text="running"))
     painless = works(lambda: es.scripts_painless_execute(script={"source": "1 + 1"}))

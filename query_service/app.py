@@ -20,9 +20,9 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from mmsearch import retries
 from mmsearch.exceptions import ClusterUnavailableError, MMSearchError, PayloadTooLargeError, RequestValidationError
-from query_service import proxy, validation
-from query_service.engine import EngineOptions, SearchEngine
-from query_service.fusion import fuse, paginate
+from query_service import proxy, queries, validation
+from query_service.engine import EngineOptions, LegRun, SearchEngine
+from query_service.fusion import paginate
 from query_service.metrics import ServiceMetrics
 from query_service.ranking import LEGS, MAX_SIZE, RankingConfig, SearchRequest
 from query_service.validation import ServiceLimits
@@ -236,26 +236,30 @@ def create_app(settings: Any, *, es: Any = None, encoder: Any = None, experiment
                 bodies[leg] = proxy.knn_leg_body(field_name, vectors["text"], plan.knn_filter, ranking.depth,
                                                  ranking.num_candidates, body.get("_source"))
         responses = engine._msearch(bodies, index=index)
-        legs, sources, index_of, lexical = {}, {}, {}, {}
+        run = LegRun()
+        index_of: dict[str, str] = {}
+        lexical: dict[str, Any] = {}
         for leg, response in zip(bodies, responses):
-            if "error" in response:
-                degraded.append(f"leg:{leg}: {str(response['error'].get('reason', response['error']))[:200]}")
+            reason = queries.leg_error_reason(response)
+            if reason is not None:
+                degraded.append(f"leg:{leg}: {reason}")
                 if leg == "bm25":
-                    raise ClusterUnavailableError("the lexical leg failed", reason=str(response["error"])[:300])
+                    raise ClusterUnavailableError("the lexical leg failed", reason=reason)
                 continue
             if leg == "bm25":
                 lexical = response
-            for hit in response["hits"]["hits"]:
-                sources.setdefault(hit["_id"], hit.get("_source", {}))
-                index_of.setdefault(hit["_id"], hit["_index"])
-            legs[leg] = [(h["_id"], float(h.get("_score") or 0.0)) for h in response["hits"]["hits"]]
-        fused = fuse(legs, ranking.method, {leg: weights[leg] for leg in legs}, ranking.rrf_k,
-                     ranking.normalization, ranking.combination, ranking.bounds)
+            ranked, sources = queries.parse_leg_response(response)
+            for doc_id, source in sources.items():  # first leg's copy wins, as before
+                run.sources.setdefault(doc_id, source)
+            index_of.update({h["_id"]: h["_index"] for h in response["hits"]["hits"] if h["_id"] not in index_of})
+            run.legs[leg] = ranked
+            run.weights[leg] = weights[leg]
+        fused = engine.fuse_run(run, ranking)
         page = paginate(fused, plan.offset, plan.size)
         g.degraded = degraded
         took = int((time.perf_counter() - start) * 1000)
-        return proxy.shape_response(index, page, sources, index_of, lexical, len(fused), took,
-                                    {"variant": ranking.name, "legs": sorted(legs), "degraded": degraded},
+        return proxy.shape_response(index, page, run.sources, index_of, lexical, len(fused), took,
+                                    {"variant": ranking.name, "legs": sorted(run.legs), "degraded": degraded},
                                     max_score=fused[0].score if fused else None)
 
     @app.route("/", defaults={"path": ""}, methods=["GET", "HEAD"], endpoint="passthrough")

@@ -26,7 +26,6 @@ from mmsearch.exceptions import (
     ClusterUnavailableError,
     EncoderUnavailableError,
     ImageDecodeError,
-    MMSearchError,
 )
 from query_service import queries
 from query_service.fusion import FusedHit, facet_counts, fuse, paginate
@@ -168,9 +167,9 @@ class SearchEngine:
             raise EncoderUnavailableError("no leg can answer this request", degraded=run.degraded)
         es_start = time.perf_counter()
         for leg, response in zip(bodies, self._msearch(bodies)):
-            if "error" in response:
-                reason = response["error"].get("reason") if isinstance(response["error"], dict) else response["error"]
-                run.degraded.append(f"leg:{leg}: {str(reason)[:200]}")
+            reason = queries.leg_error_reason(response)
+            if reason is not None:
+                run.degraded.append(f"leg:{leg}: {reason}")
                 run.weights.pop(leg, None)
                 continue
             if response.get("timed_out"):
@@ -322,7 +321,3 @@ class SearchEngine:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def error_payload(error: MMSearchError) -> dict[str, Any]:
-    return error.to_dict()

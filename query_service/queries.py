@@ -130,3 +130,11 @@ def parse_leg_response(response: Mapping[str, Any]) -> tuple[list[tuple[str, flo
         ranked.append((str(hit["_id"]), float(hit.get("_score") or 0.0)))
         sources[str(hit["_id"])] = dict(hit.get("_source") or {})
     return ranked, sources
+
+
+def leg_error_reason(response: Mapping[str, Any]) -> str | None:
+    """The error of one ``_msearch`` item, shortened for ``degraded``; None when the leg succeeded."""
+    if "error" not in response:
+        return None
+    error = response["error"]
+    return str(error.get("reason", error) if isinstance(error, dict) else error)[:200]
