@@ -60,14 +60,37 @@ class ClipVisionTower(nn.Module):
 
 def image_spec_from_processor(processor: Any, kind: str) -> ImageSpec:
     """Translate a transformers image processor into our ImageSpec."""
-    crop = getattr(processor, "crop_size", None) or {}
-    size = getattr(processor, "size", None) or {}
-    side = crop.get("height") or size.get("height") or size.get("shortest_edge") or 224
+    # transformers 5 stores sizes as SizeDict (attribute access, ``.get`` too); CLIP has
+    # {"shortest_edge"} + crop_size, SigLIP {"height", "width"} and no crop.
     do_crop = bool(getattr(processor, "do_center_crop", False))
+    crop = (getattr(processor, "crop_size", None) or {}) if do_crop else {}
+    size = getattr(processor, "size", None) or {}
+    height = crop.get("height") or size.get("height") or size.get("shortest_edge") or 224
+    width = crop.get("width") or size.get("width") or height
+    if int(height) != int(width):
+        # ImageSpec is square; a non-square model input would silently be fed the wrong shape.
+        raise ModelError("only square image inputs are supported", height=height, width=width, kind=kind)
+    side = height
     resample = {2: "bilinear", 3: "bicubic", 1: "lanczos"}.get(int(getattr(processor, "resample", 3) or 3), "bicubic")
     return ImageSpec(size=int(side), mean=tuple(float(x) for x in processor.image_mean),  # type: ignore[arg-type]
                      std=tuple(float(x) for x in processor.image_std),  # type: ignore[arg-type]
                      resize_mode="center_crop" if do_crop or kind == "clip" else "squash", resample=resample)
+
+
+def _shared_dim(model: nn.Module, ids: torch.Tensor, pixels: torch.Tensor, use_mask: bool, mask: torch.Tensor,
+                model_id: str) -> int:
+    """Embedding width read from the towers themselves.
+
+    The config is no reliable source: CLIP has ``projection_dim``, SigLIP has none and its
+    text head projects to ``text_config.projection_size``, which may differ from ``hidden_size``.
+    """
+    with torch.no_grad():
+        text_dim = int(ClipTextTower(model, use_mask)(ids, mask if use_mask else None).shape[-1])
+        image_dim = int(ClipVisionTower(model)(pixels).shape[-1])
+    if text_dim != image_dim:
+        raise ModelError("text and image towers have different output widths", model=model_id,
+                         text_dim=text_dim, image_dim=image_dim)
+    return text_dim
 
 
 def export_clip(model_id: str, out_dir: Path, kind: str = "auto", name: str | None = None,
@@ -87,9 +110,14 @@ def export_clip(model_id: str, out_dir: Path, kind: str = "auto", name: str | No
     processor = AutoImageProcessor.from_pretrained(model_id, revision=revision)
     spec = image_spec_from_processor(processor, kind)
     positions = int(config.text_config.max_position_embeddings)
-    length = min(max_length or 64, positions, int(getattr(tokenizer, "model_max_length", positions) or positions))
-    # SigLIP was trained on max_length-padded text without an attention mask.
+    trained = min(positions, int(getattr(tokenizer, "model_max_length", positions) or positions))
+    # SigLIP was trained on max_length-padded text without an attention mask and pools the
+    # *last* position, so it only gives its own embeddings at exactly the trained length.
     siglip = kind == "siglip"
+    if siglip and max_length is not None and max_length != trained:
+        raise ModelError("SigLIP text must be padded to its trained length", model=model_id,
+                         max_length=max_length, trained_length=trained)
+    length = trained if siglip else min(max_length or 64, trained)
     pad_token = tokenizer.pad_token or tokenizer.eos_token
 
     out_dir = Path(out_dir)
@@ -114,7 +142,8 @@ def export_clip(model_id: str, out_dir: Path, kind: str = "auto", name: str | No
         pixels = torch.zeros(2, 3, spec.size, spec.size)
         export_onnx(ClipVisionTower(model), (pixels,), staging / IMAGE_GRAPH, ["pixel_values"],
                     {"pixel_values": {0: "batch"}})
-        dim = int(getattr(config, "projection_dim", 0) or config.text_config.hidden_size)
+        dim = _shared_dim(model, ids, pixels, use_mask=not siglip, mask=torch.from_numpy(sample["attention_mask"]),
+                          model_id=model_id)
         manifest = {
             "name": name or Path(str(model_id)).name,
             "version": str(getattr(config, "_commit_hash", None) or "local"),
