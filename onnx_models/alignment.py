@@ -16,13 +16,16 @@ from onnx_models.backbones import (LITE_SIZES, ColourHistogram, ImageFeatures, M
                                    lite_weights_path, load_lite, minilm_dir)
 from onnx_models.catalog import image_records, split_records
 from onnx_models.export import export_onnx
-from onnx_models.features import FeatureStore, colour_features, config_key, image_features, text_features
+from onnx_models.features import (FeatureStore, colour_features, config_key, image_features, load_images, text_features,
+                                  text_key)
 from onnx_models.heads import Tower
 from onnx_models.images import ImageSpec
 from onnx_models.manifest import IMAGE_GRAPH, TEXT_GRAPH, TOKENIZER_DIR, write_package
 from onnx_models.metrics import mean_pairwise_cosine, retrieval_report
 from onnx_models.text import TextTokenizer
-from onnx_models.train import Features, TrainConfig, TrainedHeads, embed, train_heads
+from onnx_models.train import Features, TowerInputs, TrainConfig, TrainedHeads, train_heads
+from onnx_models.unfreeze import (ImageTail, TextTail, boundary_shape, image_boundary, split_text_boundary,
+                                  text_boundary)
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 
@@ -57,32 +60,60 @@ def label_vocab(records: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
             for name, field in (("type", "article_type"), ("colour", "base_colour"))}
 
 
+def _text_inputs(texts: list[str], bb: Backbones, cfg: TrainConfig, cache_dir: Path) -> dict[str, np.ndarray]:
+    if not cfg.unfreeze_text_layers:
+        return {"text": text_features(bb.text, bb.tokenizer, texts, FeatureStore(cache_dir, config_key(
+            kind="text", model=bb.text_id, max_length=cfg.max_length)))}
+    store = FeatureStore(cache_dir, config_key(kind="text_boundary", model=bb.text_id, max_length=cfg.max_length,
+                                               layers=cfg.unfreeze_text_layers))
+    rows = store.get([text_key(t) for t in texts],
+                     lambda idx: text_boundary(bb.text, bb.tokenizer, [texts[i] for i in idx], cfg.unfreeze_text_layers),
+                     batch=128, desc="text boundary states", dtype=np.float16)
+    hidden, mask = split_text_boundary(rows, cfg.max_length)
+    return {"text": hidden, "text_mask": mask}
+
+
+def _image_inputs(ids: list[str], paths: list[Path], bb: Backbones, cfg: TrainConfig, cache_dir: Path,
+                  catalog_dir: Path, flip: bool) -> np.ndarray:
+    image_key = dict(kind="image", model=bb.image_id, spec=bb.spec.to_dict(), catalog=str(catalog_dir))
+    extra = {"flip": True} if flip else {}
+    if not cfg.unfreeze_image_stages:
+        return image_features(bb.image, bb.spec, ids, paths, FeatureStore(cache_dir, config_key(**image_key, **extra)),
+                              flip=flip)
+    stages = cfg.unfreeze_image_stages
+    store = FeatureStore(cache_dir, config_key(**image_key, **extra, boundary_stages=stages))
+    rows = store.get(ids, lambda idx: image_boundary(bb.image, load_images([paths[i] for i in idx], flip), bb.spec,
+                                                     stages),
+                     batch=64, desc="image boundary maps" + (" (flipped)" if flip else ""), dtype=np.float16)
+    return rows.reshape(len(ids), *boundary_shape(bb.image, bb.spec, stages))
+
+
 def split_features(records: list[dict[str, Any]], catalog_dir: Path, bb: Backbones, cfg: TrainConfig,
                    cache_dir: Path, with_flip: bool, vocab: dict[str, dict[str, int]] | None = None) -> Features:
     texts = [cfg.template.render(r) for r in records]
     ids = [r["id"] for r in records]
     paths = [Path(catalog_dir) / r["image"] for r in records]
-    text = text_features(bb.text, bb.tokenizer, texts, FeatureStore(cache_dir, config_key(
-        kind="text", model=bb.text_id, max_length=cfg.max_length)))
-    image_key = dict(kind="image", model=bb.image_id, spec=bb.spec.to_dict(), catalog=str(catalog_dir))
-    image = image_features(bb.image, bb.spec, ids, paths, FeatureStore(cache_dir, config_key(**image_key)))
-    branches: tuple[int, ...] = (image.shape[1],)
-    flipped = None
-    if with_flip:
-        flipped = image_features(bb.image, bb.spec, ids, paths,
-                                 FeatureStore(cache_dir, config_key(**image_key, flip=True)), flip=True)
+    text = _text_inputs(texts, bb, cfg, cache_dir)
+    image = _image_inputs(ids, paths, bb, cfg, cache_dir, catalog_dir, flip=False)
+    flipped = _image_inputs(ids, paths, bb, cfg, cache_dir, catalog_dir, flip=True) if with_flip else None
+    pooled_dim = int(bb.image.num_features) if image.ndim == 4 else image.shape[1]
+    branches: tuple[int, ...] = (pooled_dim,)
+    colour = None
     if cfg.colour is not None:
         colour = colour_features(cfg.colour, bb.spec, ids, paths, FeatureStore(cache_dir, config_key(
             kind="colour", cfg=cfg.colour.to_dict(), spec=bb.spec.to_dict(), catalog=str(catalog_dir))))
-        branches = (image.shape[1], colour.shape[1])
-        image = np.concatenate([image, colour], axis=1)
-        if flipped is not None:
-            flipped = np.concatenate([flipped, colour], axis=1)  # a histogram is flip-invariant
+        branches = (pooled_dim, colour.shape[1])
+        if image.ndim == 2:  # pooled features: the colour columns ride along (a histogram is flip-invariant)
+            image = np.concatenate([image, colour], axis=1)
+            if flipped is not None:
+                flipped = np.concatenate([flipped, colour], axis=1)
+            colour = None
     labels = None
     if vocab:
         labels = {name: np.array([mapping.get(str(r.get(field) or ""), -100) for r in records], dtype=np.int64)
                   for (name, mapping), field in zip(vocab.items(), ("article_type", "base_colour"))}
-    return Features(text=text, image=image, image_flipped=flipped, image_branches=branches, labels=labels)
+    return Features(text=text["text"], text_mask=text.get("text_mask"), image=image, image_flipped=flipped,
+                    image_branches=branches, labels=labels, colour=colour)
 
 
 def _subset(records: list[dict[str, Any]], limit: int | None, seed: int) -> list[dict[str, Any]]:
@@ -116,9 +147,16 @@ def train_alignment(catalog_dir: Path, cfg: TrainConfig, cache_dir: Path,
                                 else None),
         "val": split_features(val, catalog_dir, bb, cfg, cache_dir, with_flip=False),
     }
-    heads = train_heads(feats["train"], feats["val"], cfg)
+    text_tail = TextTail(bb.text, cfg.unfreeze_text_layers) if cfg.unfreeze_text_layers else None
+    image_tail = ImageTail(bb.image, cfg.unfreeze_image_stages) if cfg.unfreeze_image_stages else None
+    heads = train_heads(feats["train"], feats["val"], cfg, text_tail=text_tail, image_tail=image_tail)
     test_feats = split_features(test, catalog_dir, bb, cfg, cache_dir, with_flip=False)
-    text_emb, image_emb = embed(heads.text_head, test_feats.text), embed(heads.image_head, test_feats.image)
+
+    def embed_both(split: Features) -> tuple[np.ndarray, np.ndarray]:
+        inputs = TowerInputs(split, heads.text_tail, heads.image_tail)
+        return inputs.embed(heads.text_head, "text"), inputs.embed(heads.image_head, "image")
+
+    text_emb, image_emb = embed_both(test_feats)
     metrics = retrieval_report(text_emb, image_emb, [r["article_type"] for r in test],
                                [r.get("base_colour") or "" for r in test])
     # Collapse diagnostics: positive-only losses drive these towards 1.
@@ -128,8 +166,9 @@ def train_alignment(catalog_dir: Path, cfg: TrainConfig, cache_dir: Path,
     # (the seen train/val products act as distractors). Closer to the prototype's 9.6k gallery.
     others = train + val
     full = {name: feats[name] for name in ("train", "val")}
-    text_all = np.concatenate([text_emb] + [embed(heads.text_head, full[s].text) for s in ("train", "val")])
-    image_all = np.concatenate([image_emb] + [embed(heads.image_head, full[s].image) for s in ("train", "val")])
+    others_emb = [embed_both(full[s]) for s in ("train", "val")]
+    text_all = np.concatenate([text_emb] + [t for t, _ in others_emb])
+    image_all = np.concatenate([image_emb] + [i for _, i in others_emb])
     everyone = test + others
     big = retrieval_report(text_all, image_all, [r["article_type"] for r in everyone],
                            [r.get("base_colour") or "" for r in everyone], n_queries=len(test))
@@ -145,13 +184,16 @@ def export_package(result: TrainResult, bb: Backbones, cfg: TrainConfig, out_dir
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        text_tower = Tower(bb.text, result.heads.text_head).eval()
+        # Partially unfrozen: the trained tail goes back into a copy of the backbone.
+        text_backbone = result.heads.text_tail.merged_into(bb.text) if result.heads.text_tail else bb.text
+        image_backbone = result.heads.image_tail.merged_into(bb.image) if result.heads.image_tail else bb.image
+        text_tower = Tower(text_backbone, result.heads.text_head).eval()
         sample = bb.tokenizer(["a red cotton shirt for men", "shoes"])
         export_onnx(text_tower, (torch.from_numpy(sample["input_ids"]), torch.from_numpy(sample["attention_mask"])),
                     staging / TEXT_GRAPH, ["input_ids", "attention_mask"],
                     {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}})
         colour = ColourHistogram(cfg.colour, bb.spec.mean, bb.spec.std) if cfg.colour else None
-        image_tower = Tower(ImageFeatures(bb.image, colour), result.heads.image_head).eval()
+        image_tower = Tower(ImageFeatures(image_backbone, colour), result.heads.image_head).eval()
         pixels = torch.zeros(2, 3, bb.spec.size, bb.spec.size)
         export_onnx(image_tower, (pixels,), staging / IMAGE_GRAPH, ["pixel_values"], {"pixel_values": {0: "batch"}})
         tok_dir = staging / TOKENIZER_DIR
@@ -172,6 +214,8 @@ def export_package(result: TrainResult, bb: Backbones, cfg: TrainConfig, out_dir
                       "colour_histogram": cfg.colour.to_dict() if cfg.colour else None},
             "text_template": cfg.template.to_dict(),
             "source_weights": {"text": bb.text_id, "image": bb.image_id,
+                               "unfrozen": {"text_layers": cfg.unfreeze_text_layers,
+                                            "image_stages": cfg.unfreeze_image_stages},
                                "heads": "trained here (symmetric InfoNCE)" if cfg.loss == "infonce" else cfg.loss},
             "training": {
                 "data": {"catalog": Path(catalog_dir).name, "pairs": result.sizes,

@@ -50,6 +50,11 @@ def register(subparsers: Any) -> None:
     train.add_argument("--lr", type=float, default=1e-3)
     train.add_argument("--seed", type=int, default=13)
     train.add_argument("--max-train-pairs", type=int, default=None)
+    train.add_argument("--unfreeze-text-layers", type=int, default=0,
+                       help="train the last N MiniLM layers too (cached token states below them)")
+    train.add_argument("--unfreeze-image-stages", type=int, default=0,
+                       help="train the last N EfficientNet stages + conv head too (cached maps below them)")
+    train.add_argument("--backbone-lr", type=float, default=1e-4, help="learning rate of the unfrozen layers")
     train.set_defaults(handler=_train)
 
     export = sub.add_parser("export-clip", help="export a Hugging Face CLIP/SigLIP model to two ONNX towers")
@@ -99,7 +104,9 @@ def _train(args: argparse.Namespace) -> int:
                           colour=None if args.no_colour else ColourConfig(), flip_augment=not args.no_flip,
                           head=args.head, dim=args.dim, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                           seed=args.seed, max_train_pairs=args.max_train_pairs, aux_weight=args.aux_weight,
-                          soft_positive=args.soft_positive, max_eval_pairs=args.max_eval_pairs)
+                          soft_positive=args.soft_positive, max_eval_pairs=args.max_eval_pairs,
+                          unfreeze_text_layers=args.unfreeze_text_layers,
+                          unfreeze_image_stages=args.unfreeze_image_stages, backbone_lr=args.backbone_lr)
     except ValueError as exc:
         raise ConfigError(f"invalid training option: {exc}") from exc
     out = build(args.catalog, args.out, cfg, cache_dir=args.cache_dir)

@@ -1,7 +1,7 @@
 """Head-training experiments on cached features: loss collapse and the colour study (torch).
 
     python -m onnx_models.experiments --catalog /work/shared/data/fashion-products \
-        --out .state/experiments/alignment.json [--only collapse|colour|backbone]
+        --out .state/experiments/alignment.json [--only collapse|colour|unfreeze|backbone]
 
 Every variant trains on the same split with the same seed and is scored on the
 same held-out test products; only the named setting changes.
@@ -25,6 +25,8 @@ from onnx_models.train import TrainConfig
 BASE = TrainConfig(progress=False, aux_weight=0.0)  # rows below add aux explicitly
 COLUMNS = ("t2i_R@1", "t2i_R@10", "t2i_MRR", "i2t_R@10", "t2i_P@10_type", "t2i_P@10_type_colour",
            "i2i_P@10_type", "i2i_P@10_type_colour", "image_mean_pairwise_cos")
+#: The same held-out queries against all 8,083 photos (closest to the prototype's 9.6k gallery).
+FULL_COLUMNS = ("full_gallery_t2i_R@10", "full_gallery_t2i_P@10_type_colour", "full_gallery_i2i_P@10_type_colour")
 
 GROUPS: dict[str, dict[str, dict[str, Any]]] = {
     "collapse": {
@@ -46,8 +48,20 @@ GROUPS: dict[str, dict[str, dict[str, Any]]] = {
         "mlp + hflip + colour hist + aux 1.0": {"aux_weight": 1.0},
         "mlp + hflip + colour hist + soft positives 0.5 + aux 1.0": {"soft_positive": 0.5, "aux_weight": 1.0},
     },
+    # Chosen configuration (aux 1.0) with more of the backbones trained (partial unfreezing).
+    "unfreeze": {
+        "frozen backbones (chosen config)": {"aux_weight": 1.0},
+        "+ last MiniLM layer": {"aux_weight": 1.0, "unfreeze_text_layers": 1},
+        "+ last 2 MiniLM layers": {"aux_weight": 1.0, "unfreeze_text_layers": 2},
+        "+ last EfficientNet stage": {"aux_weight": 1.0, "unfreeze_image_stages": 1},
+        "+ last MiniLM layer + last EfficientNet stage": {"aux_weight": 1.0, "unfreeze_text_layers": 1,
+                                                          "unfreeze_image_stages": 1},
+    },
+    # Bigger image backbones, no hflip view (it made no difference above and doubles feature time).
     "backbone": {
-        "lite2 + mlp + hflip + colour": {"image_arch": "efficientnet_lite2"},
+        "lite0 (224 px), no hflip": {"aux_weight": 1.0, "flip_augment": False},
+        "lite1 (240 px), no hflip": {"aux_weight": 1.0, "flip_augment": False, "image_arch": "efficientnet_lite1"},
+        "lite2 (260 px), no hflip": {"aux_weight": 1.0, "flip_augment": False, "image_arch": "efficientnet_lite2"},
     },
 }
 
@@ -77,9 +91,11 @@ def run_group(catalog: Path, cache: Path, variants: dict[str, dict[str, Any]], d
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| variant | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    columns = COLUMNS + FULL_COLUMNS
+    lines = ["| variant | " + " | ".join(columns) + " | best epoch | train s |", "|---" * (len(columns) + 3) + "|"]
     for row in rows:
-        lines.append(f"| {row['variant']} | " + " | ".join(f"{row['metrics'][c]:.3f}" for c in COLUMNS) + " |")
+        values = [f"{row['metrics'][c]:.3f}" if c in row["metrics"] else "" for c in columns]
+        lines.append(f"| {row['variant']} | " + " | ".join(values) + f" | {row['best_epoch']} | {row['seconds']:.0f} |")
     return "\n".join(lines)
 
 

@@ -44,8 +44,12 @@ class FeatureStore:
             return [str(k) for k in data["keys"]], data["values"]
 
     def get(self, keys: Sequence[str], compute: Callable[[list[int]], np.ndarray], batch: int = 256,
-            desc: str = "features") -> np.ndarray:
-        """Rows for ``keys``; ``compute(indices)`` returns features for ``keys[i]`` of missing indices."""
+            desc: str = "features", dtype: type = np.float32) -> np.ndarray:
+        """Rows for ``keys``; ``compute(indices)`` returns features for ``keys[i]`` of missing indices.
+
+        ``dtype`` float16 halves the size of the large boundary-activation stores
+        (partial unfreezing); the values are upcast per batch when training.
+        """
         known, values = self._load()
         index = {k: i for i, k in enumerate(known)}
         missing: list[int] = []
@@ -57,7 +61,7 @@ class FeatureStore:
         if missing:
             chunks = []
             for start in tqdm(range(0, len(missing), batch), desc=desc, unit="batch", disable=None):
-                chunks.append(compute(missing[start:start + batch]).astype(np.float32))
+                chunks.append(compute(missing[start:start + batch]).astype(dtype))
             new_values = np.concatenate(chunks)
             new_keys = [keys[i] for i in missing]
             known = known + new_keys
@@ -82,7 +86,7 @@ def text_features(model: MeanPooledText, tokenizer: TextTokenizer, texts: Sequen
     return store.get(keys, compute, batch=batch, desc="text features")
 
 
-def _load_images(paths: Sequence[Path], flip: bool) -> list[Image.Image]:
+def load_images(paths: Sequence[Path], flip: bool) -> list[Image.Image]:
     images = []
     for path in paths:
         with Image.open(path) as image:
@@ -95,7 +99,7 @@ def _load_images(paths: Sequence[Path], flip: bool) -> list[Image.Image]:
 def image_features(backbone: torch.nn.Module, spec: ImageSpec, ids: Sequence[str], paths: Sequence[Path],
                    store: FeatureStore, flip: bool = False, batch: int = 64) -> np.ndarray:
     def compute(indices: list[int]) -> np.ndarray:
-        pixels = preprocess(_load_images([paths[i] for i in indices], flip), spec)
+        pixels = preprocess(load_images([paths[i] for i in indices], flip), spec)
         return backbone(torch.from_numpy(pixels)).numpy()
 
     return store.get(list(ids), compute, batch=batch, desc="image features" + (" (flipped)" if flip else ""))
@@ -107,7 +111,7 @@ def colour_features(cfg: ColourConfig, spec: ImageSpec, ids: Sequence[str], path
     module = ColourHistogram(cfg, spec.mean, spec.std).eval()
 
     def compute(indices: list[int]) -> np.ndarray:
-        pixels = preprocess(_load_images([paths[i] for i in indices], False), spec)
+        pixels = preprocess(load_images([paths[i] for i in indices], False), spec)
         return module(torch.from_numpy(pixels)).numpy()
 
     return store.get(list(ids), compute, batch=batch, desc="colour features")
