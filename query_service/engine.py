@@ -41,6 +41,8 @@ class EngineOptions:
     #: Largest filtered set we brute-force in Python when kNN cannot return k (no painless).
     exact_limit: int = 10_000
     escalation_factor: int = 4
+    #: Legs return ids + scores only; the page's _source is fetched after fusion (queries.ids_only).
+    lean_legs: bool = True
 
     def __post_init__(self) -> None:
         if self.encoder_timeout_s <= 0 or self.leg_timeout_ms <= 0:
@@ -60,6 +62,7 @@ class LegRun:
     took_ms: dict[str, float] = field(default_factory=dict)
     leg_took_ms: dict[str, float] = field(default_factory=dict)
     guaranteed_k: list[dict[str, Any]] = field(default_factory=list)
+    lean: bool = False  # sources hold facet doc values only; page sources are fetched separately
 
 
 def _ms(start: float) -> float:
@@ -138,6 +141,8 @@ class SearchEngine:
             elif modality in vectors:
                 bodies[leg] = queries.knn_body(field_name, vectors[modality], ranking, request.filters,
                                                timeout_ms=timeout)
+        if self.options.lean_legs:
+            bodies = {leg: queries.ids_only(body, request.facets) for leg, body in bodies.items()}
         return bodies
 
     def _msearch(self, bodies: dict[str, dict[str, Any]], index: str | None = None) -> list[dict[str, Any]]:
@@ -156,7 +161,7 @@ class SearchEngine:
         return list(response.body["responses"] if hasattr(response, "body") else response["responses"])
 
     def run_legs(self, request: SearchRequest, ranking: RankingConfig) -> LegRun:
-        run = LegRun()
+        run = LegRun(lean=self.options.lean_legs)
         start = time.perf_counter()
         weights = self.active_legs(request, ranking)
         vectors = self.encode(request, ranking, run.degraded)
@@ -232,6 +237,12 @@ class SearchEngine:
             run.sources.setdefault(doc_id, source)
         return [(doc_id, score) for doc_id, score, _ in ranked]
 
+    def _fetch_page_sources(self, run: LegRun, ids: list[str]) -> None:
+        """Replace the page hits' doc-value stubs with their ``_source`` (one request for the page)."""
+        _, sources = queries.parse_leg_response(self._search(queries.page_sources_body(ids)))
+        for doc_id in ids:
+            run.sources[doc_id] = sources.get(doc_id, {})  # a doc deleted since the legs ran shows empty
+
     def _search(self, body: dict[str, Any]) -> dict[str, Any]:
         from elasticsearch import ApiError, TransportError
 
@@ -267,6 +278,11 @@ class SearchEngine:
         page = paginate(fused, request.offset, request.size)
         facets = facet_counts([run.sources.get(h.doc_id, {}) for h in fused], request.facets) if request.facets else {}
         run.took_ms["fuse"] = _ms(fuse_start)
+        if run.lean and page:
+            fetch_start = time.perf_counter()
+            self._fetch_page_sources(run, [hit.doc_id for hit in page])
+            run.took_ms["fetch"] = _ms(fetch_start)
+            run.took_ms["es"] = round(run.took_ms["es"] + run.took_ms["fetch"], 3)
         run.took_ms["total"] = _ms(total_start)
         return {
             "variant": ranking.name,

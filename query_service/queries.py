@@ -114,6 +114,25 @@ def native_rrf_body(bm25_text: str | None, knn_legs: Mapping[str, tuple[str, Seq
             "size": size, "_source": list(SOURCE_FIELDS)}
 
 
+def ids_only(body: Mapping[str, Any], docvalue_fields: Sequence[str] = ()) -> dict[str, Any]:
+    """The same leg, returning ids, scores and (for facets) doc values, but no ``_source``.
+
+    Why: a leg fetches ``depth`` (100) hits but a page shows ``size`` (10); loading and
+    shipping 100 ``_source`` documents per leg was most of each leg's cost. The page's
+    sources come afterwards from one ``page_sources_body`` request.
+    """
+    lean = {**body, "_source": False}
+    if docvalue_fields:
+        lean["docvalue_fields"] = list(docvalue_fields)
+    return lean
+
+
+def page_sources_body(ids: Sequence[str]) -> dict[str, Any]:
+    """The displayed hits' ``_source`` by id (an ``ids`` query works through multi-index aliases, mget does not)."""
+    return {"query": {"ids": {"values": list(ids)}}, "size": len(ids), "_source": list(SOURCE_FIELDS),
+            "track_total_hits": False}
+
+
 def msearch_payload(index: str, bodies: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     payload: list[dict[str, Any]] = []
     for body in bodies:
@@ -123,12 +142,19 @@ def msearch_payload(index: str, bodies: Sequence[Mapping[str, Any]]) -> list[dic
 
 
 def parse_leg_response(response: Mapping[str, Any]) -> tuple[list[tuple[str, float]], dict[str, dict[str, Any]]]:
-    """(ranked [(id, score)], {id: _source}) from one search response."""
+    """(ranked [(id, score)], {id: _source}) from one search response.
+
+    For ``ids_only`` legs the "source" holds the doc values (``fields``), which is
+    what facets are counted from.
+    """
     ranked: list[tuple[str, float]] = []
     sources: dict[str, dict[str, Any]] = {}
     for hit in (response.get("hits") or {}).get("hits", []):
         ranked.append((str(hit["_id"]), float(hit.get("_score") or 0.0)))
-        sources[str(hit["_id"])] = dict(hit.get("_source") or {})
+        source = dict(hit.get("_source") or {})
+        for name, values in (hit.get("fields") or {}).items():
+            source.setdefault(name, values)
+        sources[str(hit["_id"])] = source
     return ranked, sources
 
 

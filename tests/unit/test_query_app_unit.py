@@ -190,7 +190,7 @@ def test_search_without_a_model_degrades_to_bm25_and_says_so() -> None:
     assert body["hits"][0]["_score"] == pytest.approx(1 / 61)  # rrf, k=60, rank 1, weight 1
     assert body["hits"][0]["breakdown"]["legs"]["bm25"]["rank"] == 1
     assert body["facets"] == {"gender": [{"value": "Men", "count": 2}]}
-    assert set(body["took_ms"]) == {"encode", "es", "fuse", "total"}
+    assert set(body["took_ms"]) == {"encode", "es", "fuse", "fetch", "total"}
     assert len(es.msearch_calls) == 1 and es.msearch_calls[0][0] == {"index": ALIAS}  # one leg, one _msearch
 
 
@@ -365,3 +365,31 @@ def test_exact_limit_keeps_the_knn_hits_it_already_had() -> None:
     run = _engine(es, exact_limit=10).run_legs(SearchRequest(text="shirt", filters={"gender": "Men"}), ranking)
     assert any(reason.startswith("exact:text_vector") for reason in run.degraded)
     assert run.legs["text_text"] == [("y", 0.9)]
+
+
+def test_lean_legs_fetch_only_the_page_sources_and_count_facets_from_doc_values() -> None:
+    class PageES(FakeES):
+        def __init__(self) -> None:
+            stub = {"took": 1, "timed_out": False, "hits": {"hits": [
+                {"_id": doc, "_score": score, "fields": {"gender": [gender]}}
+                for doc, score, gender in (("a", 3.0, "Men"), ("b", 2.0, "Women"), ("c", 1.0, "Women"))]}}
+            super().__init__([stub])
+            self.search_bodies: list[dict[str, Any]] = []
+
+        def search(self, index: str, **body: Any) -> dict[str, Any]:
+            self.search_bodies.append(body)
+            ids = body["query"]["ids"]["values"]
+            return {"hits": {"hits": [{"_id": d, "_score": None, "_source": {"id": d, "title": f"full {d}"}}
+                                      for d in ids]}}
+
+    es = PageES()
+    response = _app(es).test_client().post("/search", json={"text": "red shirt", "size": 2, "from": 1,
+                                                            "facets": ["gender"]})
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    leg_body = es.msearch_calls[0][1]
+    assert leg_body["_source"] is False and leg_body["docvalue_fields"] == ["gender"]
+    assert [b["query"]["ids"]["values"] for b in es.search_bodies] == [["b", "c"]]  # the page, nothing more
+    assert [h["_source"]["title"] for h in body["hits"]] == ["full b", "full c"]
+    assert body["facets"] == {"gender": [{"value": "Women", "count": 2}, {"value": "Men", "count": 1}]}
+    assert body["took_ms"]["es"] >= body["took_ms"]["fetch"]

@@ -217,3 +217,26 @@ def test_native_rrf_window_covers_the_requested_page() -> None:
     # ("[rrf] requires [rank_window_size: 100] be greater than or equal to [size: 105]").
     body = queries.native_rrf_body("x", {}, RankingConfig(), {}, size=105)
     assert body["retriever"]["rrf"]["rank_window_size"] >= body["size"]
+
+
+def test_ids_only_drops_source_keeps_the_query_and_asks_facet_doc_values() -> None:
+    body = queries.knn_body("text_vector", [0.1, 0.2], RankingConfig(), {"gender": ["Men"]})
+    lean = queries.ids_only(body, ["gender", "base_colour"])
+    assert lean["_source"] is False and lean["docvalue_fields"] == ["gender", "base_colour"]
+    assert lean["knn"] == body["knn"] and body["_source"] == list(SOURCE_FIELDS)  # input untouched
+    assert "docvalue_fields" not in queries.ids_only(body)
+
+
+def test_page_sources_body_asks_exactly_the_page() -> None:
+    body = queries.page_sources_body(["b", "a"])
+    assert body == {"query": {"ids": {"values": ["b", "a"]}}, "size": 2, "_source": list(SOURCE_FIELDS),
+                    "track_total_hits": False}
+
+
+def test_parse_leg_response_takes_doc_values_when_there_is_no_source() -> None:
+    response = {"hits": {"hits": [{"_id": "a", "_score": 2.0, "fields": {"gender": ["Men"]}},
+                                  {"_id": "b", "_score": 1.0, "_source": {"gender": "Women"},
+                                   "fields": {"gender": ["ignored"]}}]}}
+    ranked, sources = queries.parse_leg_response(response)
+    assert ranked == [("a", 2.0), ("b", 1.0)]
+    assert sources == {"a": {"gender": ["Men"]}, "b": {"gender": "Women"}}  # _source wins when both exist
