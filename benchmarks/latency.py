@@ -11,7 +11,8 @@ For every scenario, in the same run and at the same rate:
    ``ranking`` overrides, client-side latency;
 2. raw: the encoder alone (text, and image if any) then one ``_msearch`` of exactly the
    bodies the engine builds (``query_service.queries.bm25_body`` / ``knn_body`` with the
-   engine's leg timeout), client round trip, each timed separately.
+   engine's leg timeout, ids-only as ``queries.ids_only`` makes them) followed by the
+   ``page_sources_body`` request for 10 ids, client round trips, timed separately from encoding.
 
     service overhead excl. encoding = p50(service) - p50(encode) - p50(raw ES)
 
@@ -244,10 +245,15 @@ def main() -> None:
                     bodies.append(queries.bm25_body(text, config, {}, timeout_ms=options.leg_timeout_ms) if field is None
                                   else queries.knn_body(field, vectors[modality], config, {},
                                                         timeout_ms=options.leg_timeout_ms))
+                if options.lean_legs:  # exactly what the engine sends: ids-only legs, then the page's sources
+                    bodies = [queries.ids_only(body) for body in bodies]
                 start = time.perf_counter()
                 response = es.msearch(searches=queries.msearch_payload(alias, bodies))
-                es_ms = (time.perf_counter() - start) * 1000
                 assert all("error" not in r for r in response["responses"]), response["responses"]
+                if options.lean_legs:
+                    page = [doc_id for doc_id, _ in queries.parse_leg_response(response["responses"][0])[0][:10]]
+                    es.search(index=alias, **queries.page_sources_body(page))
+                es_ms = (time.perf_counter() - start) * 1000
                 return {"encode_ms": encode_ms, "es_ms": es_ms}
 
             for i in range(5):  # warm-up: model sessions, connections, ES caches for this scenario
@@ -289,7 +295,7 @@ def main() -> None:
         (f" --gunicorn {args.gunicorn}" if args.gunicorn else "")
     summary = {
         "command": command, "started": started.isoformat(timespec="seconds"), "alias": alias, "index_docs": docs,
-        "gunicorn": args.gunicorn,
+        "gunicorn": args.gunicorn, "lean_legs": options.lean_legs,
         "model": f"{encoder.name} {encoder.manifest.get('version', '')} ({encoder.identity[:12]})",
         "docs_with_image_vector": with_image_vector, "cpus": os.cpu_count(),
         "load_avg_before": load_before, "load_avg_after": load_after, "qps": args.qps, "image_qps": args.image_qps,
@@ -321,7 +327,7 @@ def render(summary: dict[str, Any]) -> str:
         f"Command: `{command}` (run started {summary['started']}; `--out FILE` keeps the raw figures, "
         "`--write-doc` writes this section, `--render A.json B.json` rewrites it from saved runs).",
         "",
-        f"Conditions: {summary['cpus']} vCPUs shared with other engineers' jobs (load average "
+        f"Conditions: {summary['cpus']} vCPUs (load average "
         f"{la[0]:.1f} before, {lb[0]:.1f} after the run); Elasticsearch 9.2 integ-test distribution, single "
         f"node on the same host; index `{summary['alias']}` ({summary['index_docs']:,} products, "
         f"{summary['docs_with_image_vector']:,} with `image_vector`, int8_hnsw, dim 256); model "
@@ -337,9 +343,13 @@ def render(summary: dict[str, Any]) -> str:
         "scenario and phase, up to "
         f"{summary['workers']} in flight; dev queries from `dev_queries.jsonl`, photos of indexed products; "
         f"`size` 10, `depth` {summary['depth']}, `num_candidates` {max(200, summary['depth'])}, RRF, no filters. "
-        "Raw phase: encoder alone, then one client `_msearch` with the same bodies (`query_service.queries`), "
-        f"same rate. {summary['runs']} runs back to back; every figure is the median over runs of the per-run "
-        "figure. The machine was oversubscribed, so treat tails as indicative.",
+        + ("Legs are ids-only (`queries.ids_only`) and the page's `_source` is fetched after fusion; raw phase: "
+           "encoder alone, then one client `_msearch` with the same bodies followed by the same page fetch, "
+           if summary.get("lean_legs") else
+           "Raw phase: encoder alone, then one client `_msearch` with the same bodies (`query_service.queries`), ")
+        + f"same rate. {summary['runs']} runs back to back; every figure is the median over runs of the per-run "
+        "figure." + (" The machine was oversubscribed, so treat tails as indicative." if max(la[0], lb[0]) > 1.5
+                     else ""),
         "",
         "| scenario | QPS | service p50 | p95 | p99 | encode p50 | raw ES p50 | raw ES p95 | overhead excl. encode "
         "(p50 − encode − raw ES) | in-service overhead p50 | peak in flight | non-200 / degraded |",

@@ -230,14 +230,16 @@ def create_app(settings: Any, *, es: Any = None, encoder: Any = None, experiment
         bodies: dict[str, dict[str, Any]] = {}
         if "bm25" in weights:
             bodies["bm25"] = proxy.lexical_body(body, ranking.depth)
+        presentation = proxy.presentation_of(body)
         for leg in weights:
             field_name = LEGS[leg][1]
             if field_name and "text" in vectors:
                 bodies[leg] = proxy.knn_leg_body(field_name, vectors["text"], plan.knn_filter, ranking.depth,
-                                                 ranking.num_candidates, body.get("_source"))
+                                                 ranking.num_candidates, presentation)
         responses = engine._msearch(bodies, index=index)
         run = LegRun()
         index_of: dict[str, str] = {}
+        extras: dict[str, dict[str, Any]] = {}
         lexical: dict[str, Any] = {}
         for leg, response in zip(bodies, responses):
             reason = queries.leg_error_reason(response)
@@ -251,6 +253,8 @@ def create_app(settings: Any, *, es: Any = None, encoder: Any = None, experiment
             ranked, sources = queries.parse_leg_response(response)
             for doc_id, source in sources.items():  # first leg's copy wins, as before
                 run.sources.setdefault(doc_id, source)
+            for doc_id, hit_extra in proxy.hit_extras(response).items():  # the lexical leg's highlight wins
+                extras.setdefault(doc_id, hit_extra)
             index_of.update({h["_id"]: h["_index"] for h in response["hits"]["hits"] if h["_id"] not in index_of})
             run.legs[leg] = ranked
             run.weights[leg] = weights[leg]
@@ -260,7 +264,7 @@ def create_app(settings: Any, *, es: Any = None, encoder: Any = None, experiment
         took = int((time.perf_counter() - start) * 1000)
         return proxy.shape_response(index, page, run.sources, index_of, lexical, len(fused), took,
                                     {"variant": ranking.name, "legs": sorted(run.legs), "degraded": degraded},
-                                    max_score=fused[0].score if fused else None)
+                                    max_score=fused[0].score if fused else None, extras=extras)
 
     @app.route("/", defaults={"path": ""}, methods=["GET", "HEAD"], endpoint="passthrough")
     @app.route("/<path:path>", methods=["GET", "POST", "PUT", "DELETE", "HEAD"], endpoint="passthrough")

@@ -20,7 +20,15 @@ from query_service.fusion import FusedHit
 
 #: Body keys that change the meaning of a search so much that fusing would break it.
 _NOT_IMPROVABLE = ("sort", "knn", "retriever", "rescore", "collapse", "search_after", "pit", "suggest",
-                   "scroll", "rank", "min_score")
+                   "scroll", "rank", "min_score",
+                   # Lucene score explanations describe BM25 scores; fused scores have none.
+                   "explain")
+#: Per-hit presentation options of the app's request, repeated in the vector legs so every
+#: fused hit looks like the app expects (highlights, fields, versions), whichever leg found it.
+_PRESENTATION = ("_source", "highlight", "fields", "docvalue_fields", "stored_fields", "script_fields", "version",
+                 "seq_no_primary_term")
+#: Per-hit keys copied from the leg's hit into the fused hit (lexical leg first).
+HIT_EXTRAS = ("highlight", "fields", "_version", "_seq_no", "_primary_term", "_ignored")
 OPTIONS_HEADER = "X-Hybrid-Options"
 
 
@@ -146,21 +154,44 @@ def lexical_body(body: Mapping[str, Any], depth: int) -> dict[str, Any]:
     return lexical
 
 
+def presentation_of(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The request's per-hit presentation options, for the vector legs.
+
+    A highlighter needs query terms, which a kNN leg has none of: unless the app set
+    its own ``highlight_query``, vector hits are highlighted against the app's query.
+    """
+    out = {key: copy.deepcopy(body[key]) for key in _PRESENTATION if key in body}
+    highlight = out.get("highlight")
+    if isinstance(highlight, dict) and "highlight_query" not in highlight and body.get("query") is not None:
+        highlight["highlight_query"] = copy.deepcopy(body["query"])
+    return out
+
+
 def knn_leg_body(field_name: str, vector: Sequence[float], knn_filter: list[dict[str, Any]], depth: int,
-                 num_candidates: int, source: Any) -> dict[str, Any]:
+                 num_candidates: int, presentation: Mapping[str, Any] | None = None) -> dict[str, Any]:
     knn: dict[str, Any] = {"field": field_name, "query_vector": [float(x) for x in vector], "k": depth,
                            "num_candidates": num_candidates}
     if knn_filter:
         knn["filter"] = knn_filter
     body: dict[str, Any] = {"knn": knn, "size": depth}
-    if source is not None:
-        body["_source"] = source
+    body.update(presentation or {})
     return body
+
+
+def hit_extras(response: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """{id: the hit's presentation keys (highlight, fields, _version, ...)} of one leg's response."""
+    out: dict[str, dict[str, Any]] = {}
+    for hit in (response.get("hits") or {}).get("hits", []):
+        extras = {key: hit[key] for key in HIT_EXTRAS if key in hit}
+        if extras:
+            out[str(hit["_id"])] = extras
+    return out
 
 
 def shape_response(index: str, page: Sequence[FusedHit], sources: Mapping[str, Any],
                    index_of: Mapping[str, str], lexical: Mapping[str, Any], fused_total: int, took_ms: int,
-                   extra: Mapping[str, Any] | None = None, max_score: float | None = None) -> dict[str, Any]:
+                   extra: Mapping[str, Any] | None = None, max_score: float | None = None,
+                   extras: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """An Elasticsearch search response built from the fused page."""
     lexical_total = (lexical.get("hits") or {}).get("total") or {"value": 0, "relation": "eq"}
     if isinstance(lexical_total, int):
@@ -168,7 +199,7 @@ def shape_response(index: str, page: Sequence[FusedHit], sources: Mapping[str, A
     total = {"value": max(int(lexical_total.get("value", 0)), fused_total),
              "relation": lexical_total.get("relation", "eq")}
     hits = [{"_index": index_of.get(h.doc_id, index), "_id": h.doc_id, "_score": h.score,
-             "_source": sources.get(h.doc_id, {})} for h in page]
+             "_source": sources.get(h.doc_id, {}), **(extras or {}).get(h.doc_id, {})} for h in page]
     response: dict[str, Any] = {
         "took": took_ms, "timed_out": bool(lexical.get("timed_out", False)),
         "_shards": lexical.get("_shards", {"total": 1, "successful": 1, "skipped": 0, "failed": 0}),

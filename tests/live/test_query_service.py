@@ -307,6 +307,16 @@ def test_drop_in_proxy_with_the_official_client(service_url: str, es: Any) -> No
     vector_only = {h["_id"] for h in hybrid["hits"]["hits"]} - {h["_id"] for h in direct["hits"]["hits"]}
     assert vector_only or [h["_id"] for h in hybrid["hits"]["hits"]] != [h["_id"] for h in direct["hits"]["hits"]]
 
+    # Presentation options reach every fused hit, including hits only a vector leg found.
+    highlighted = app_client.search(index=ALIAS, query={"match": {"title": "blue shirt"}}, size=10,
+                                    highlight={"fields": {"title": {}}}, version=True, source=["title"])
+    plain = es.search(index=ALIAS, query={"match": {"title": "blue shirt"}}, size=100)
+    lexical_ids = {h["_id"] for h in plain["hits"]["hits"]}
+    for hit in highlighted["hits"]["hits"]:
+        assert set(hit["_source"]) <= {"title"} and isinstance(hit["_version"], int)
+        if hit["_id"] in lexical_ids:  # a BM25 match always has a term to highlight
+            assert "<em>" in " ".join(hit["highlight"]["title"]), hit
+
     # What we cannot improve is passed through unchanged.
     sorted_body = {"query": {"match": {"title": "shirt"}}, "sort": [{"year": "desc"}], "size": 5}
     assert [h["_id"] for h in app_client.search(index=ALIAS, **sorted_body)["hits"]["hits"]] == \

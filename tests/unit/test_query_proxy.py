@@ -171,11 +171,41 @@ def test_lexical_body_is_the_original_at_depth() -> None:
 
 
 def test_knn_leg_body() -> None:
-    body = proxy.knn_leg_body("text_vector", [0.5, 1], [{"term": {"g": "M"}}], 100, 200, ["title"])
+    body = proxy.knn_leg_body("text_vector", [0.5, 1], [{"term": {"g": "M"}}], 100, 200, {"_source": ["title"]})
     assert body == {"knn": {"field": "text_vector", "query_vector": [0.5, 1.0], "k": 100, "num_candidates": 200,
                             "filter": [{"term": {"g": "M"}}]}, "size": 100, "_source": ["title"]}
     bare = proxy.knn_leg_body("v", [1], [], 10, 20, None)
     assert "filter" not in bare["knn"] and "_source" not in bare
+
+
+def test_presentation_is_carried_into_vector_legs_and_highlights_use_the_apps_query() -> None:
+    query = {"match": {"title": "blue shirt"}}
+    body = {"query": query, "highlight": {"fields": {"title": {}}}, "fields": ["brand"], "version": True,
+            "_source": False, "aggs": {"a": {"terms": {"field": "brand"}}}, "size": 5}
+    presentation = proxy.presentation_of(body)
+    assert presentation == {"_source": False, "highlight": {"fields": {"title": {}}, "highlight_query": query},
+                            "fields": ["brand"], "version": True}
+    assert "highlight_query" not in body["highlight"]  # the app's request is not modified
+    own = {"fields": {"title": {}}, "highlight_query": {"match": {"title": "x"}}}
+    assert proxy.presentation_of({"query": query, "highlight": own})["highlight"] == own
+    leg = proxy.knn_leg_body("v", [1], [], 10, 20, presentation)
+    assert leg["highlight"]["highlight_query"] == query and "aggs" not in leg and leg["size"] == 10
+
+
+def test_hit_extras_and_shape_response_put_them_on_the_fused_hits() -> None:
+    response = {"hits": {"hits": [{"_id": "a", "_score": 1.0, "highlight": {"title": ["<em>blue</em>"]},
+                                   "_version": 3}, {"_id": "b", "_score": 0.5}]}}
+    extras = proxy.hit_extras(response)
+    assert extras == {"a": {"highlight": {"title": ["<em>blue</em>"]}, "_version": 3}}
+    shaped = proxy.shape_response("i", [FusedHit("b", 0.2), FusedHit("a", 0.1)], {}, {}, {}, 2, 1, extras=extras)
+    assert "highlight" not in shaped["hits"]["hits"][0]
+    assert shaped["hits"]["hits"][1]["highlight"] == {"title": ["<em>blue</em>"]}
+    assert shaped["hits"]["hits"][1]["_version"] == 3
+
+
+def test_explain_requests_are_passed_through() -> None:
+    result = proxy.plan({"query": {"match": {"title": "shirt"}}, "explain": True}, {}, {}, 100)
+    assert not result.improvable and "explain" in result.reason
 
 
 # --- response shape ---------------------------------------------------------------------------------
