@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 Leg = Sequence[tuple[str, float]]
 
@@ -40,8 +41,10 @@ SINGLE_VALUE_NORMALIZED = 1.0
 MIN_MAX_FLOOR = 0.001
 
 
-@dataclass(frozen=True)
-class LegContribution:
+class LegContribution(NamedTuple):
+    """Immutable; a NamedTuple because fusion builds one per (doc, leg), up to legs x depth per
+    request, and a frozen dataclass's __init__ cost ~4x more (measured: RRF of 3 x 100 hits)."""
+
     rank: int
     raw_score: float
     normalized: float
@@ -49,7 +52,7 @@ class LegContribution:
     contribution: float
 
 
-@dataclass
+@dataclass(slots=True)
 class FusedHit:
     doc_id: str
     score: float
