@@ -66,6 +66,7 @@ def create_app(settings: Any, *, es: Any = None, encoder: Any = None, experiment
     ranking_default = default_ranking or RankingConfig()
     metrics = ServiceMetrics()
     app = Flask("mmsearch-query-service")
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # hits keep their order; sorting keys is wasted work
     app.config["MAX_CONTENT_LENGTH"] = limits.max_body_bytes
     app.extensions["mmsearch"] = {"engine": engine, "metrics": metrics, "settings": settings,
                                   "experiments": experiments, "event_logger": event_logger}
