@@ -112,7 +112,7 @@ def _run_build(args: argparse.Namespace) -> int:
     encoder = _load_encoder(settings)
     summary = build(es, encoder, catalog, alias=settings.products_alias, state_dir=settings.state_dir,
                     vectors=_vectors(args), synonyms=_synonyms(args), pipeline=_pipeline(args), resume=args.resume,
-                    dead_letter_path=args.dead_letter)
+                    dead_letter_path=args.dead_letter, force_merge=not args.no_force_merge)
     result: dict[str, Any] = {"summary": summary}
     if args.swap:
         report = validate(es, summary["index"], catalog=catalog, model=ModelFacts.from_encoder(encoder))
@@ -249,6 +249,8 @@ def register(subparsers: Any) -> None:
     cmd.add_argument("--resume", metavar="INDEX", help="continue an interrupted build into INDEX")
     cmd.add_argument("--dead-letter", type=Path, help="dead-letter JSONL (default: <state>/deadletter/<index>.jsonl)")
     cmd.add_argument("--swap", action="store_true", help="validate, then point the alias at the new index")
+    cmd.add_argument("--no-force-merge", action="store_true",
+                     help="keep the segments as loaded (default: merge to one segment; kNN searches every segment)")
     cmd.set_defaults(handler=_run_build)
 
     cmd = sub.add_parser("validate", help="doc count vs catalog, vector coverage, mapping vs model")

@@ -219,6 +219,7 @@ class BuildSummary:
     seconds: float = 0.0
     encode_seconds: float = 0.0
     encoder_wait_seconds: float = 0.0
+    force_merge_s: float | None = None  # None: not merged (resume, or --no-force-merge)
     dead_letter_path: str | None = None
     failure_reasons: dict[str, int] = field(default_factory=dict)
 

@@ -79,10 +79,19 @@ def test_build_with_and_without_images_then_idempotent_rerun(es, encoder, shared
                  image_source(shared_subset), dead, QUIET, summary=again)
     es.indices.refresh(index=index)
     assert again.indexed == 300 and count(es, index) == 300
-    # ... and a resumed build skips everything that is unchanged.
+    assert summary["force_merge_s"] is not None
+    assert _segments(es, index) > 1  # the overwrite left new segments beside the merged one
+    # ... and a resumed build skips everything that is unchanged, then merges to one segment
+    # (kNN searches every segment's graph; tested here because it decides kNN latency).
     resumed = build(es, encoder, shared_subset, alias=index_name, state_dir=tmp_path, pipeline=QUIET, resume=index)
     assert (resumed["skipped"], resumed["indexed"]) == (300, 0)
     assert count(es, index) == 300
+    assert _segments(es, index) == 1
+
+
+def _segments(es: Any, index: str) -> int:
+    shards = es.indices.segments(index=index)["indices"][index]["shards"]
+    return sum(copy["num_search_segments"] for copies in shards.values() for copy in copies)
 
 
 class _FailingEncoder:
