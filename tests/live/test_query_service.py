@@ -127,7 +127,7 @@ class _LossyKnnEngine(SearchEngine):
 
     def _search(self, body: dict) -> dict:
         response = super()._search(body)
-        if self.lose_escalations and "knn" in body:
+        if self.lose_escalations and "knn" in body.get("query", {}):
             response["hits"]["hits"] = response["hits"]["hits"][:3]
         return response
 
@@ -212,7 +212,7 @@ def test_broken_encoder_degrades_to_bm25_and_says_so(search_index: str, search_s
 class _OneBadLegEngine(SearchEngine):
     def _leg_bodies(self, request: Any, ranking: Any, weights: Any, vectors: Any) -> dict:
         bodies = super()._leg_bodies(request, ranking, weights, vectors)
-        bodies["text_image"]["knn"]["query_vector"] = [0.5, 0.5, 0.5]  # wrong dims: ES rejects this leg
+        bodies["text_image"]["query"]["knn"]["query_vector"] = [0.5, 0.5, 0.5]  # wrong dims: ES rejects this leg
         return bodies
 
 

@@ -327,7 +327,7 @@ class FilteredKnnES(FakeES):
 
     def search(self, index: str, **body: Any) -> dict[str, Any]:
         self.searches.append(body)
-        if "knn" in body:
+        if "knn" in body.get("query", {}):
             return _hits(("y", 0.9))
         field = body["_source"]["includes"][-1]
         return {"hits": {"hits": [{"_id": doc, "_score": 0.0, "_source": {"id": doc, field: vector}}
@@ -349,10 +349,11 @@ def test_guaranteed_k_escalates_then_ranks_exactly_in_python() -> None:
     # query [1, 0]: y cos 1 -> 1.0, z cos 0.707 -> 0.854, x cos 0 -> 0.5
     assert [doc for doc, _ in run.legs["text_text"]] == ["y", "z", "x"]
     assert [s for _, s in run.legs["text_text"]] == pytest.approx([1.0, (1 + 2 ** -0.5) / 2, 0.5], abs=1e-6)
-    assert [b["knn"]["num_candidates"] for b in es.searches if "knn" in b] == [12, 48, 192, 768, 3072, 10_000]
+    knn_searches = [b["query"]["knn"] for b in es.searches if "knn" in b.get("query", {})]
+    assert [knn["num_candidates"] for knn in knn_searches] == [12, 48, 192, 768, 3072, 10_000]
     assert run.guaranteed_k == [{"leg": "text_text", "returned": 1, "needed": 3, "strategy": "exact",
                                  "returned_after": 3}]
-    assert all(b.get("knn", {}).get("filter") == [{"terms": {"gender": ["Men"]}}] for b in es.searches if "knn" in b)
+    assert all(knn.get("filter") == [{"terms": {"gender": ["Men"]}}] for knn in knn_searches)
 
 
 def test_exact_limit_keeps_the_knn_hits_it_already_had() -> None:

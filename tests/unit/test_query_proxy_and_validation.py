@@ -93,7 +93,7 @@ def test_bm25_body_never_uses_query_string_and_filters_everywhere() -> None:
     assert body["query"]["bool"]["must"][0]["multi_match"]["query"] == 'title:x OR "y"'
     assert body["query"]["bool"]["filter"] == [{"terms": {"gender": ["Men"]}}, {"range": {"year": {"gte": 2012}}}]
     assert body["query"]["bool"]["must_not"][0]["multi_match"]["query"] == "leather"
-    knn = queries.knn_body("image_vector", [0.1, 0.2], ranking, {"gender": ["Men"]})["knn"]
+    knn = queries.knn_of(queries.knn_body("image_vector", [0.1, 0.2], ranking, {"gender": ["Men"]}))
     assert knn["filter"] == [{"terms": {"gender": ["Men"]}}] and knn["k"] == ranking.depth
 
 

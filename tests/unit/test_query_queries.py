@@ -87,17 +87,17 @@ def test_bm25_body_size_timeout_and_custom_boosts() -> None:
 def test_knn_body_puts_filters_in_knn_filter_not_post_filter() -> None:
     body = queries.knn_body("image_vector", np.array([0.5, -0.25], dtype=np.float32), RANKING, FILTERS,
                             timeout_ms=2000)
-    assert body == {"knn": {"field": "image_vector", "query_vector": [0.5, -0.25], "k": 100, "num_candidates": 200,
-                            "filter": FILTER_CLAUSES},
+    assert body == {"query": {"knn": {"field": "image_vector", "query_vector": [0.5, -0.25], "k": 100,
+                                      "num_candidates": 200, "filter": FILTER_CLAUSES}},
                     "size": 100, "_source": list(SOURCE_FIELDS), "track_total_hits": False, "timeout": "2000ms"}
-    assert "query" not in body and "post_filter" not in body
-    assert all(type(x) is float for x in body["knn"]["query_vector"])  # JSON-serialisable, not np.float32
+    assert list(body["query"]) == ["knn"] and "post_filter" not in body  # no bool wrapper: filters stay pre-filters
+    assert all(type(x) is float for x in queries.knn_of(body)["query_vector"])  # JSON-serialisable, not np.float32
     json.dumps(body)
 
 
 def test_knn_body_without_filters_and_with_escalated_candidates() -> None:
     body = queries.knn_body("text_vector", [1, 0], RANKING, {}, num_candidates=3200)
-    assert "filter" not in body["knn"] and body["knn"]["num_candidates"] == 3200 and body["knn"]["k"] == 100
+    assert "filter" not in queries.knn_of(body) and queries.knn_of(body)["num_candidates"] == 3200 and queries.knn_of(body)["k"] == 100
 
 
 def test_exact_bodies_keep_the_filter_and_require_the_vector() -> None:
@@ -223,7 +223,7 @@ def test_ids_only_drops_source_keeps_the_query_and_asks_facet_doc_values() -> No
     body = queries.knn_body("text_vector", [0.1, 0.2], RankingConfig(), {"gender": ["Men"]})
     lean = queries.ids_only(body, ["gender", "base_colour"])
     assert lean["_source"] is False and lean["docvalue_fields"] == ["gender", "base_colour"]
-    assert lean["knn"] == body["knn"] and body["_source"] == list(SOURCE_FIELDS)  # input untouched
+    assert lean["query"] == body["query"] and body["_source"] == list(SOURCE_FIELDS)  # input untouched
     assert "docvalue_fields" not in queries.ids_only(body)
 
 
