@@ -173,7 +173,7 @@ def knn_leg_body(field_name: str, vector: Sequence[float], knn_filter: list[dict
                            "num_candidates": num_candidates}
     if knn_filter:
         knn["filter"] = knn_filter
-    body: dict[str, Any] = {"knn": knn, "size": depth}
+    body: dict[str, Any] = {"query": {"knn": knn}, "size": depth}  # query form: see queries.knn_body
     body.update(presentation or {})
     return body
 

@@ -172,10 +172,11 @@ def test_lexical_body_is_the_original_at_depth() -> None:
 
 def test_knn_leg_body() -> None:
     body = proxy.knn_leg_body("text_vector", [0.5, 1], [{"term": {"g": "M"}}], 100, 200, {"_source": ["title"]})
-    assert body == {"knn": {"field": "text_vector", "query_vector": [0.5, 1.0], "k": 100, "num_candidates": 200,
-                            "filter": [{"term": {"g": "M"}}]}, "size": 100, "_source": ["title"]}
+    assert body == {"query": {"knn": {"field": "text_vector", "query_vector": [0.5, 1.0], "k": 100,
+                                      "num_candidates": 200, "filter": [{"term": {"g": "M"}}]}},
+                    "size": 100, "_source": ["title"]}
     bare = proxy.knn_leg_body("v", [1], [], 10, 20, None)
-    assert "filter" not in bare["knn"] and "_source" not in bare
+    assert "filter" not in bare["query"]["knn"] and "_source" not in bare
 
 
 def test_presentation_is_carried_into_vector_legs_and_highlights_use_the_apps_query() -> None:
