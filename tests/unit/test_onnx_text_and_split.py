@@ -61,3 +61,22 @@ def test_split_is_deterministic_and_roughly_proportional() -> None:
 def test_split_validation() -> None:
     with pytest.raises(ValueError):
         SplitConfig(val_fraction=0.5, test_fraction=0.5)
+
+
+def test_feature_store_keeps_rows_another_process_wrote_meanwhile(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from onnx_models.features import FeatureStore
+
+    first, second = FeatureStore(tmp_path, "k"), FeatureStore(tmp_path, "k")
+
+    def compute_a(indices: list[int]) -> np.ndarray:
+        # While A computes, B (another process in real life) fills the same store.
+        second.get(["b1", "b2"], lambda idx: np.full((len(idx), 2), 2.0))
+        return np.full((len(indices), 2), 1.0)
+
+    rows = first.get(["a1", "a2"], compute_a)
+    assert rows.tolist() == [[1.0, 1.0], [1.0, 1.0]]
+    calls: list[int] = []
+    both = FeatureStore(tmp_path, "k").get(["b2", "a1"], lambda idx: calls.append(len(idx)) or np.zeros((len(idx), 2)))
+    assert both.tolist() == [[2.0, 2.0], [1.0, 1.0]] and calls == []  # nothing lost, nothing recomputed
