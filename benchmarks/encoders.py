@@ -8,6 +8,10 @@ numbers are what a caller sees. PyTorch eager runs the same backbones with
 heads of the same shape (head weights do not change speed; parity with the
 ONNX graphs is asserted in tests/unit/test_onnx_parity.py). Reports medians
 over repeated calls and the int8-vs-fp32 cosine agreement.
+
+"ORT int8 static (image)" is the image tower with static QDQ int8
+(``mmsearch models quantize --image-static``), calibrated on photos of the
+model's *train* split; its agreement is measured on held-out test photos.
 """
 
 from __future__ import annotations
@@ -65,10 +69,27 @@ def torch_encoders(encoder: Encoder, threads: int) -> tuple[Callable[[list[str]]
     return texts, images
 
 
+def ensure_quantized(model_dir: Path, out_dir: Path, **options: Any) -> Path:
+    """``out_dir`` quantised from *this* ``model_dir``: built when missing or made from another parent."""
+    from onnx_models.manifest import identity_of
+    from onnx_models.quantize import quantize_package
+
+    if (out_dir / "manifest.json").is_file():
+        parent = (json.loads((out_dir / "manifest.json").read_text()).get("quantization") or {}).get("parent_identity")
+        if parent == identity_of(model_dir):
+            return out_dir
+    return quantize_package(model_dir, out_dir, **options)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=Path(".state/models/dev"))
     parser.add_argument("--int8", type=Path, default=None, help="int8 package (default: <model>-int8, built if missing)")
+    parser.add_argument("--int8-static", type=Path, default=None,
+                        help="static-int8 image package (default: <model>-int8-static, built if missing)")
+    parser.add_argument("--calibration-count", type=int, default=128,
+                        help="train-split photos to calibrate a missing static package on")
+    parser.add_argument("--agreement-images", type=int, default=256, help="held-out photos for the cosine check")
     parser.add_argument("--catalog", type=Path, default=Path("/work/shared/data/fashion-products"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats-b1", type=int, default=40)
@@ -78,18 +99,20 @@ def main() -> int:
     args = parser.parse_args()
 
     load_start = os.getloadavg()
-    int8_dir = args.int8 or args.model.with_name(args.model.name + "-int8")
-    if not (int8_dir / "manifest.json").is_file():
-        from onnx_models.quantize import quantize_package
-
-        quantize_package(args.model, int8_dir)
+    int8_dir = ensure_quantized(args.model, args.int8 or args.model.with_name(args.model.name + "-int8"))
+    static_dir = args.int8_static or args.model.with_name(args.model.name + "-int8-static")
+    static_dir = ensure_quantized(args.model, static_dir, image_static=True, calibration_images=args.catalog,
+                                  calibration_count=args.calibration_count)
     fp32 = Encoder.load(args.model, intra_op_threads=args.threads, providers=["CPUExecutionProvider"])
     int8 = Encoder.load(int8_dir, intra_op_threads=args.threads, providers=["CPUExecutionProvider"])
-    records = split_records(image_records(args.catalog), split_config_of(fp32))["test"][:256]
+    static = Encoder.load(static_dir, intra_op_threads=args.threads, providers=["CPUExecutionProvider"])
+    held_out = split_records(image_records(args.catalog), split_config_of(fp32))["test"]
+    records = held_out[:max(256, args.agreement_images)]
     texts = [fp32.product_text(r) for r in records]
     images = [(args.catalog / r["image"]).read_bytes() for r in records]
 
-    variants: dict[str, tuple[Callable[[list[str]], Any], Callable[[list[bytes]], Any]]] = {}
+    # A variant without a text function (None) is timed on images only.
+    variants: dict[str, tuple[Callable[[list[str]], Any] | None, Callable[[list[bytes]], Any]]] = {}
     if not args.no_torch:
         import torch
 
@@ -106,6 +129,8 @@ def main() -> int:
             variants[f"pytorch_eager_{n}t"] = (pinned(text_fn), pinned(image_fn))
     variants["ort_fp32"] = (fp32.encode_texts, fp32.encode_images)
     variants["ort_int8"] = (int8.encode_texts, int8.encode_images)
+    # Its text tower is the same dynamic int8 graph as ort_int8's; timing it twice adds nothing.
+    variants["ort_int8_static_image"] = (None, static.encode_images)
 
     # Interleave variants call by call: on a shared machine, load changes over minutes, and
     # timing one variant after another would hand one of them all the contention.
@@ -114,39 +139,44 @@ def main() -> int:
             ("image_b1", "image", 1, max(10, args.repeats_b1 // 2)), ("image_b32", "image", 32, args.repeats_b32)]
     results: dict[str, Any] = {name: {} for name in variants}
     for key, kind, batch, repeats in plan:
-        rates: dict[str, list[float]] = {name: [] for name in variants}
-        for name, fns in variants.items():  # warm-up: first calls allocate and pick kernels
-            fn = fns[0] if kind == "text" else fns[1]
+        fns = {name: pair[0] if kind == "text" else pair[1] for name, pair in variants.items()}
+        active = {name: fn for name, fn in fns.items() if fn is not None}
+        rates: dict[str, list[float]] = {name: [] for name in active}
+        for fn in active.values():  # warm-up: first calls allocate and pick kernels
             for _ in range(2):
                 fn(pools[kind][:batch])
         for rep in range(repeats):
             start_row = (rep * batch) % (len(pools[kind]) - batch)
             chunk = pools[kind][start_row:start_row + batch]
-            for name, fns in variants.items():
-                fn = fns[0] if kind == "text" else fns[1]
+            for name, fn in active.items():
                 started = time.perf_counter()
                 fn(chunk)
                 rates[name].append(batch / (time.perf_counter() - started))
-        for name in variants:
+        for name in active:
             results[name][key] = {"median_per_s": statistics.median(rates[name]), "min_per_s": min(rates[name]),
                                   "max_per_s": max(rates[name]), "repeats": repeats}
-        print(key, {n: round(results[n][key]["median_per_s"], 1) for n in variants}, file=sys.stderr)
+        print(key, {n: round(results[n][key]["median_per_s"], 1) for n in active}, file=sys.stderr)
 
-    image_sample = images[:64]
+    image_sample = images[:args.agreement_images]
+    fp32_images = fp32.encode_images(image_sample)
     agreement = {}
     for kind, a, b in (("text", fp32.encode_texts(texts), int8.encode_texts(texts)),
-                       ("image", fp32.encode_images(image_sample), int8.encode_images(image_sample))):
+                       ("image", fp32_images, int8.encode_images(image_sample)),
+                       ("image_static", fp32_images, static.encode_images(image_sample))):
         cos = (a * b).sum(1)
-        agreement[kind] = {"mean": float(cos.mean()), "min": float(cos.min()), "n": len(cos)}
+        agreement[kind] = {"mean": float(cos.mean()), "min": float(cos.min()),
+                           "p05": float(np.percentile(cos, 5)), "n": len(cos)}
     import onnxruntime
 
     report = {
         "model": fp32.name, "identity": fp32.identity, "int8_identity": int8.identity,
+        "int8_static_identity": static.identity,
         "conditions": {"device": "CPU", "threads": args.threads, "cpu_count": os.cpu_count(),
                        "machine": platform.machine(), "python": platform.python_version(),
                        "onnxruntime": onnxruntime.__version__, "loadavg_at_start": load_start,
                        "loadavg_at_end": os.getloadavg(), "interleaved": True,
-                       "int8": int8.manifest.get("quantization")},
+                       "int8": int8.manifest.get("quantization"),
+                       "int8_static": static.manifest.get("quantization")},
         "throughput": results, "int8_vs_fp32_cosine": agreement,
     }
     torch_variants = [v for v in results if v.startswith("pytorch_eager")]
@@ -154,8 +184,11 @@ def main() -> int:
         keys = list(results["ort_fp32"])
         best = {k: max(results[v][k]["median_per_s"] for v in torch_variants) for k in keys}
         report["speedup_vs_best_pytorch"] = {
-            variant: {k: results[variant][k]["median_per_s"] / best[k] for k in keys}
-            for variant in ("ort_fp32", "ort_int8")}
+            variant: {k: results[variant][k]["median_per_s"] / best[k] for k in keys if k in results[variant]}
+            for variant in ("ort_fp32", "ort_int8", "ort_int8_static_image")}
+    report["int8_static_image_vs_fp32"] = {
+        k: results["ort_int8_static_image"][k]["median_per_s"] / results["ort_fp32"][k]["median_per_s"]
+        for k in results["ort_int8_static_image"]}
     text = json.dumps(report, indent=2, default=str)
     print(text)
     if args.out:

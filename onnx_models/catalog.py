@@ -29,6 +29,13 @@ class SplitConfig:
         if self.val_fraction + self.test_fraction >= 1:
             raise ValueError("val_fraction + test_fraction must leave room for training data")
 
+    @classmethod
+    def of_manifest(cls, manifest: dict[str, Any]) -> SplitConfig:
+        """The split a package was trained with, so "held-out" means unseen by *that* model."""
+        split = ((manifest.get("training") or {}).get("data") or {}).get("split") or {}
+        return cls(val_fraction=float(split.get("val_fraction", 0.1)),
+                   test_fraction=float(split.get("test_fraction", 0.2)), seed=int(split.get("seed", 13)))
+
 
 def split_of(product_id: str, cfg: SplitConfig) -> str:
     bucket = int.from_bytes(hashlib.sha256(f"{cfg.seed}:{product_id}".encode()).digest()[:8], "big") / 2**64

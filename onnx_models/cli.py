@@ -80,13 +80,20 @@ def register(subparsers: Any) -> None:
                           help="second package (e.g. its int8 version): report cosine agreement too")
     evaluate.set_defaults(handler=_eval)
 
-    quantize = sub.add_parser("quantize", help="dynamic int8 quantisation of a package")
+    quantize = sub.add_parser("quantize", help="int8 quantisation of a package (dynamic; --image-static: "
+                                                "calibrated static QDQ for the image tower)")
     quantize.add_argument("model_dir", type=Path)
-    quantize.add_argument("--out", type=Path, default=None, help="default: <model_dir>-int8")
+    quantize.add_argument("--out", type=Path, default=None,
+                          help="default: <model_dir>-int8 (<model_dir>-int8-static with --image-static)")
     quantize.add_argument("--towers", default="text,image")
     quantize.add_argument("--per-tensor", action="store_true", help="per-tensor weight scales (less accurate)")
     quantize.add_argument("--image-conv", action="store_true",
                           help="also quantise Conv in the image tower (measured slower and less accurate on CPU)")
+    quantize.add_argument("--image-static", action="store_true",
+                          help="static QDQ int8 for the whole image tower, calibrated on real photos")
+    quantize.add_argument("--calibration-images", type=Path, default=None,
+                          help="photo directory, or a catalog directory (its train split is used)")
+    quantize.add_argument("--calibration-count", type=int, default=None, help="photos to calibrate on (default 128)")
     quantize.set_defaults(handler=_quantize)
 
 
@@ -155,9 +162,17 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _quantize(args: argparse.Namespace) -> int:
-    from onnx_models.quantize import quantize_package
+    from onnx_models.quantize import DEFAULT_CALIBRATION_COUNT, quantize_package
 
-    out = args.out or args.model_dir.with_name(args.model_dir.name + "-int8")
+    if not args.image_static and (args.calibration_images is not None or args.calibration_count is not None):
+        raise ConfigError("--calibration-images/--calibration-count only apply with --image-static")
+    if args.image_static and args.calibration_images is None:
+        raise ConfigError("--image-static needs --calibration-images (a photo directory or a catalog)")
+    suffix = "-int8-static" if args.image_static else "-int8"
+    out = args.out or args.model_dir.with_name(args.model_dir.name + suffix)
     quantize_package(args.model_dir, out, towers=tuple(t.strip() for t in args.towers.split(",") if t.strip()),
-                     per_channel=not args.per_tensor, image_conv=args.image_conv)
+                     per_channel=not args.per_tensor, image_conv=args.image_conv, image_static=args.image_static,
+                     calibration_images=args.calibration_images,
+                     calibration_count=DEFAULT_CALIBRATION_COUNT if args.calibration_count is None
+                     else args.calibration_count)
     return _info(argparse.Namespace(model_dir=out, no_verify=True))

@@ -15,9 +15,7 @@ from onnx_models.runtime import Encoder
 
 def split_config_of(encoder: Encoder) -> SplitConfig:
     """The split the model was trained with, so "held-out" means unseen by *this* model."""
-    split = ((encoder.manifest.get("training") or {}).get("data") or {}).get("split") or {}
-    return SplitConfig(val_fraction=float(split.get("val_fraction", 0.1)),
-                       test_fraction=float(split.get("test_fraction", 0.2)), seed=int(split.get("seed", 13)))
+    return SplitConfig.of_manifest(encoder.manifest)
 
 
 def evaluate_package(encoder: Encoder, catalog_dir: Path, split: str = "test", limit: int | None = None,
