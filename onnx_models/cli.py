@@ -90,7 +90,8 @@ def register(subparsers: Any) -> None:
     quantize.add_argument("--image-conv", action="store_true",
                           help="also quantise Conv in the image tower (measured slower and less accurate on CPU)")
     quantize.add_argument("--image-static", action="store_true",
-                          help="static QDQ int8 for the whole image tower, calibrated on real photos")
+                          help="static QDQ int8 for the image backbone (stem, colour histogram and head stay fp32), "
+                               "calibrated on real photos")
     quantize.add_argument("--calibration-images", type=Path, default=None,
                           help="photo directory, or a catalog directory (its train split is used)")
     quantize.add_argument("--calibration-count", type=int, default=None, help="photos to calibrate on (default 128)")
