@@ -243,12 +243,13 @@ def main() -> None:
                     bodies.append(queries.bm25_body(text, config, {}, timeout_ms=options.leg_timeout_ms) if field is None
                                   else queries.knn_body(field, vectors[modality], config, {},
                                                         timeout_ms=options.leg_timeout_ms))
-                if options.lean_legs:  # exactly what the engine sends: ids-only legs, then the page's sources
+                lean = options.lean_legs and len(bodies) > 1  # as SearchEngine.lean_for decides
+                if lean:  # exactly what the engine sends: ids-only legs, then the page's sources
                     bodies = [queries.ids_only(body) for body in bodies]
                 start = time.perf_counter()
                 response = es.msearch(searches=queries.msearch_payload(alias, bodies))
                 assert all("error" not in r for r in response["responses"]), response["responses"]
-                if options.lean_legs:
+                if lean:
                     page = [doc_id for doc_id, _ in queries.parse_leg_response(response["responses"][0])[0][:10]]
                     es.search(index=alias, **queries.page_sources_body(page))
                 es_ms = (time.perf_counter() - start) * 1000
@@ -341,13 +342,14 @@ def render(summary: dict[str, Any]) -> str:
         "scenario and phase, up to "
         f"{summary['workers']} in flight; dev queries from `dev_queries.jsonl`, photos of indexed products; "
         f"`size` 10, `depth` {summary['depth']}, `num_candidates` {max(200, summary['depth'])}, RRF, no filters. "
-        + ("Legs are ids-only (`queries.ids_only`) and the page's `_source` is fetched after fusion; raw phase: "
-           "encoder alone, then one client `_msearch` with the same bodies followed by the same page fetch, "
+        + ("With two or more legs, legs are ids-only (`queries.ids_only`) and the page's `_source` is fetched "
+           "after fusion; raw phase: encoder alone, then one client `_msearch` with the same bodies followed by "
+           "the same page fetch, 
            if summary.get("lean_legs") else
            "Raw phase: encoder alone, then one client `_msearch` with the same bodies (`query_service.queries`), ")
         + f"same rate. {summary['runs']} runs back to back; every figure is the median over runs of the per-run "
-        "figure." + (" The machine was oversubscribed, so treat tails as indicative." if max(la[0], lb[0]) > 1.5
-                     else ""),
+        "figure." + (" The load average exceeded 1.5 (other jobs on the host), so treat tails as indicative."
+                     if max(la[0], lb[0]) > 1.5 else ""),
         "",
         "| scenario | QPS | service p50 | p95 | p99 | encode p50 | raw ES p50 | raw ES p95 | overhead excl. encode "
         "(p50 − encode − raw ES) | in-service overhead p50 | peak in flight | non-200 / degraded |",

@@ -41,7 +41,8 @@ class EngineOptions:
     #: Largest filtered set we brute-force in Python when kNN cannot return k (no painless).
     exact_limit: int = 10_000
     escalation_factor: int = 4
-    #: Legs return ids + scores only; the page's _source is fetched after fusion (queries.ids_only).
+    #: With two or more legs, legs return ids + scores only and the page's _source is
+    #: fetched after fusion (queries.ids_only, SearchEngine.lean_for).
     lean_legs: bool = True
 
     def __post_init__(self) -> None:
@@ -141,9 +142,15 @@ class SearchEngine:
             elif modality in vectors:
                 bodies[leg] = queries.knn_body(field_name, vectors[modality], ranking, request.filters,
                                                timeout_ms=timeout)
-        if self.options.lean_legs:
+        if self.lean_for(len(bodies)):
             bodies = {leg: queries.ids_only(body, request.facets) for leg, body in bodies.items()}
         return bodies
+
+    def lean_for(self, legs: int) -> bool:
+        """Ids-only legs + a page fetch pay off only when legs are fused: one leg *is* the
+        ranking, and its own ``_source`` is cheaper than a second round trip (measured in
+        docs/benchmarks.md: +0.4-0.7 ms for one leg, -0.9 ms for three)."""
+        return self.options.lean_legs and legs > 1
 
     def _legs_client(self) -> Any:
         """``es.options(...)`` copies the client (~0.5 ms); build it once per ``es`` object."""
@@ -169,13 +176,14 @@ class SearchEngine:
         return list(response.body["responses"] if hasattr(response, "body") else response["responses"])
 
     def run_legs(self, request: SearchRequest, ranking: RankingConfig) -> LegRun:
-        run = LegRun(lean=self.options.lean_legs)
+        run = LegRun()
         start = time.perf_counter()
         weights = self.active_legs(request, ranking)
         vectors = self.encode(request, ranking, run.degraded)
         run.took_ms["encode"] = _ms(start)
         bodies = self._leg_bodies(request, ranking, weights, vectors)
         run.weights = {leg: weights[leg] for leg in bodies}
+        run.lean = self.lean_for(len(bodies))
         if not bodies:
             raise EncoderUnavailableError("no leg can answer this request", degraded=run.degraded)
         es_start = time.perf_counter()

@@ -18,6 +18,7 @@ from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
 
 from mmsearch.config import Settings
 from query_service.app import create_app
+from query_service.ranking import SOURCE_FIELDS
 from query_service.validation import ServiceLimits, openapi_document
 
 ALIAS = "products"
@@ -190,7 +191,7 @@ def test_search_without_a_model_degrades_to_bm25_and_says_so() -> None:
     assert body["hits"][0]["_score"] == pytest.approx(1 / 61)  # rrf, k=60, rank 1, weight 1
     assert body["hits"][0]["breakdown"]["legs"]["bm25"]["rank"] == 1
     assert body["facets"] == {"gender": [{"value": "Men", "count": 2}]}
-    assert set(body["took_ms"]) == {"encode", "es", "fuse", "fetch", "total"}
+    assert set(body["took_ms"]) == {"encode", "es", "fuse", "total"}  # one leg: no page fetch
     assert len(es.msearch_calls) == 1 and es.msearch_calls[0][0] == {"index": ALIAS}  # one leg, one _msearch
 
 
@@ -341,7 +342,7 @@ def _engine(es: FakeES, **options: Any) -> Any:
 
 
 def test_guaranteed_k_escalates_then_ranks_exactly_in_python() -> None:
-    from query_service.ranking import RankingConfig, SearchRequest
+    from query_service.ranking import SOURCE_FIELDS, RankingConfig, SearchRequest
 
     es = FilteredKnnES(matching=3, docs={"x": [0.0, 1.0], "y": [1.0, 0.0], "z": [1.0, 1.0]})
     ranking = RankingConfig(legs={"text_text": 1.0}, depth=3, num_candidates=3)
@@ -374,7 +375,7 @@ def test_lean_legs_fetch_only_the_page_sources_and_count_facets_from_doc_values(
             stub = {"took": 1, "timed_out": False, "hits": {"hits": [
                 {"_id": doc, "_score": score, "fields": {"gender": [gender]}}
                 for doc, score, gender in (("a", 3.0, "Men"), ("b", 2.0, "Women"), ("c", 1.0, "Women"))]}}
-            super().__init__([stub])
+            super().__init__([stub, stub, stub])
             self.search_bodies: list[dict[str, Any]] = []
 
         def search(self, index: str, **body: Any) -> dict[str, Any]:
@@ -384,13 +385,22 @@ def test_lean_legs_fetch_only_the_page_sources_and_count_facets_from_doc_values(
                                       for d in ids]}}
 
     es = PageES()
-    response = _app(es).test_client().post("/search", json={"text": "red shirt", "size": 2, "from": 1,
-                                                            "facets": ["gender"]})
+    response = _app(es, encoder=FakeEncoder()).test_client().post(
+        "/search", json={"text": "red shirt", "size": 2, "from": 1, "facets": ["gender"]})
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
-    leg_body = es.msearch_calls[0][1]
-    assert leg_body["_source"] is False and leg_body["docvalue_fields"] == ["gender"]
+    leg_bodies = es.msearch_calls[0][1::2]
+    assert len(leg_bodies) == 3
+    assert all(b["_source"] is False and b["docvalue_fields"] == ["gender"] for b in leg_bodies)
     assert [b["query"]["ids"]["values"] for b in es.search_bodies] == [["b", "c"]]  # the page, nothing more
     assert [h["_source"]["title"] for h in body["hits"]] == ["full b", "full c"]
     assert body["facets"] == {"gender": [{"value": "Women", "count": 2}, {"value": "Men", "count": 1}]}
     assert body["took_ms"]["es"] >= body["took_ms"]["fetch"]
+
+
+def test_a_single_leg_brings_its_own_sources_in_one_round_trip() -> None:
+    es = FakeES()
+    body = _app(es).test_client().post("/search", json={"text": "red shirt", "size": 1}).get_json()
+    leg = es.msearch_calls[0][1]
+    assert leg["_source"] == list(SOURCE_FIELDS) and "docvalue_fields" not in leg
+    assert "fetch" not in body["took_ms"] and body["hits"][0]["_source"]["title"] == "ta"
