@@ -12,6 +12,7 @@ finds it there, checks that the process still answers, and reuses it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -32,6 +33,9 @@ from typing import Any
 from mmsearch import retries
 from mmsearch.config import DEFAULT_STATE_DIR
 from mmsearch.exceptions import NodeError, ToolMissingError
+
+#: Where node dirs go when the state dir is private (see NodeConfig.es_root).
+FALLBACK_ROOT = Path("/var/lib/mmsearch-es")
 
 DEFAULT_VERSION = "9.2.8"
 MIN_JAVA = 21
@@ -70,12 +74,31 @@ class NodeConfig:
             object.__setattr__(self, "java_home", Path(self.java_home))
 
     @property
+    def es_root(self) -> Path:
+        """``<state_dir>/es``, or, when we run as root and the service user cannot traverse the
+        state dir (a checkout in a 0700 directory, say), a per-state-dir folder under
+        ``FALLBACK_ROOT`` that it can reach. Why not chmod the user's parent directories:
+        widening someone's private directory is not ours to do."""
+        preferred = self.state_dir / "es"
+        if os.geteuid() != 0 or _traversable_by_others(self.state_dir):
+            return preferred
+        digest = hashlib.sha256(str(self.state_dir).encode()).hexdigest()[:12]
+        return FALLBACK_ROOT / digest
+
+    @property
     def node_dir(self) -> Path:
-        return self.state_dir / "es" / self.name
+        return self.es_root / self.name
 
     @property
     def dist_dir(self) -> Path:
-        return self.state_dir / "es" / "dist" / f"elasticsearch-{self.version}"
+        return self.es_root / "dist" / f"elasticsearch-{self.version}"
+
+
+def _traversable_by_others(path: Path) -> bool:
+    for parent in [path, *path.parents]:
+        if parent.exists() and parent.stat().st_mode & 0o001 == 0:
+            return False
+    return True
 
 
 @dataclass

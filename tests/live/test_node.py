@@ -70,7 +70,7 @@ def test_wrong_jdk_path_gives_a_clear_error(tmp_path: Path) -> None:
         node.start()
     message = str(info.value)
     assert "JDK >= 21" in message and "no-such-jdk" in message
-    assert not (tmp_path / "es" / "bad-jdk" / "node.json").exists()  # nothing half-started
+    assert not (node.config.node_dir / "node.json").exists()  # nothing half-started
 
 
 def test_too_old_jdk_is_refused_with_its_version(tmp_path: Path) -> None:

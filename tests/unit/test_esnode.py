@@ -40,3 +40,31 @@ def test_no_jdk_anywhere_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_p
 def test_node_config_validation(kwargs: dict, word: str) -> None:
     with pytest.raises(NodeError, match=word):
         NodeConfig(**kwargs)
+
+
+def test_node_dirs_leave_a_private_state_dir_for_a_reachable_one(tmp_path: Path) -> None:
+    import os
+    import shutil
+    import tempfile
+
+    from mmsearch.esnode import FALLBACK_ROOT, NodeConfig
+
+    open_root = Path(tempfile.mkdtemp(prefix="mmsearch-open-", dir="/tmp"))  # pytest's tmp_path is 0700
+    try:
+        os.chmod(open_root, 0o755)
+        (open_root / "state").mkdir()
+        opened = NodeConfig(name="n", state_dir=open_root / "state")
+        assert opened.node_dir == (open_root / "state").resolve() / "es" / "n"
+        private = tmp_path / "private"
+        (private / "state").mkdir(parents=True)
+        os.chmod(private, 0o700)  # like a checkout in `mktemp -d`
+        cfg = NodeConfig(name="n", state_dir=private / "state")
+        if os.geteuid() == 0:  # ES runs as another user only when we are root
+            assert cfg.node_dir.parent.parent == FALLBACK_ROOT and cfg.node_dir.name == "n"
+            assert cfg.dist_dir.parent.parent == cfg.node_dir.parent
+            assert NodeConfig(name="n", state_dir=private / "state").node_dir == cfg.node_dir  # stable
+            assert opened.node_dir != cfg.node_dir
+        else:
+            assert cfg.node_dir == (private / "state").resolve() / "es" / "n"
+    finally:
+        shutil.rmtree(open_root)
