@@ -344,7 +344,7 @@ def render(summary: dict[str, Any]) -> str:
         f"`size` 10, `depth` {summary['depth']}, `num_candidates` {max(200, summary['depth'])}, RRF, no filters. "
         + ("With two or more legs, legs are ids-only (`queries.ids_only`) and the page's `_source` is fetched "
            "after fusion; raw phase: encoder alone, then one client `_msearch` with the same bodies followed by "
-           "the same page fetch, 
+           "the same page fetch, "
            if summary.get("lean_legs") else
            "Raw phase: encoder alone, then one client `_msearch` with the same bodies (`query_service.queries`), ")
         + f"same rate. {summary['runs']} runs back to back; every figure is the median over runs of the per-run "
