@@ -56,6 +56,9 @@ GROUPS: dict[str, dict[str, dict[str, Any]]] = {
         "+ last EfficientNet stage": {"aux_weight": 1.0, "unfreeze_image_stages": 1},
         "+ last MiniLM layer + last EfficientNet stage": {"aux_weight": 1.0, "unfreeze_text_layers": 1,
                                                           "unfreeze_image_stages": 1},
+        # Compare with "lite0 (224 px), no hflip" in the backbone group (same config, frozen).
+        "+ last EfficientNet stage, no hflip": {"aux_weight": 1.0, "unfreeze_image_stages": 1,
+                                                "flip_augment": False},
     },
     # Bigger image backbones, no hflip view (it made no difference above and doubles feature time).
     "backbone": {
