@@ -8,8 +8,8 @@ alias only ever moves in a single ``_aliases`` call. Decisions live in
 from __future__ import annotations
 
 import datetime as dt
-import time
 import hashlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any

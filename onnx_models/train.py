@@ -176,13 +176,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-@torch.no_grad()
-def embed(head: ProjectionHead, features: np.ndarray, batch: int = 2048) -> np.ndarray:
-    head.eval()
-    return np.concatenate([head(torch.from_numpy(features[i:i + batch])).numpy()
-                           for i in range(0, len(features), batch)])
-
-
 def train_heads(train: Features, val: Features, cfg: TrainConfig, text_tail: torch.nn.Module | None = None,
                 image_tail: torch.nn.Module | None = None) -> TrainedHeads:
     """Early stopping on validation mean exact-item R@10 (both directions).
@@ -272,9 +265,8 @@ def train_heads(train: Features, val: Features, cfg: TrainConfig, text_tail: tor
                         text_tail=train_in.text_tail, image_tail=train_in.image_tail)
 
 
-def validate(text_head: ProjectionHead, image_head: ProjectionHead, val: Features | TowerInputs) -> dict[str, float]:
-    inputs = val if isinstance(val, TowerInputs) else TowerInputs(val)
-    text_emb, image_emb = inputs.embed(text_head, "text"), inputs.embed(image_head, "image")
+def validate(text_head: ProjectionHead, image_head: ProjectionHead, val: TowerInputs) -> dict[str, float]:
+    text_emb, image_emb = val.embed(text_head, "text"), val.embed(image_head, "image")
     out = {f"t2i_{k}": v for k, v in exact_item_metrics(text_emb, image_emb).items()}
     out.update({f"i2t_{k}": v for k, v in exact_item_metrics(image_emb, text_emb).items()})
     return out

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from onnx_models.backbones import MeanPooledText
+from onnx_models.backbones import MeanPooledText, mean_pool
 from onnx_models.images import ImageSpec, preprocess
 from onnx_models.text import TextTokenizer
 
@@ -55,8 +55,7 @@ class TextTail(nn.Module):
         for layer in self.layers:
             out = layer(hidden, mask)
             hidden = out[0] if isinstance(out, tuple) else out
-        weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+        return mean_pool(hidden, attention_mask)
 
     def merged_into(self, text: MeanPooledText) -> MeanPooledText:
         """A copy of the full text backbone with this (trained) tail in place of its last layers."""
@@ -131,21 +130,23 @@ def split_text_boundary(rows: np.ndarray, max_length: int) -> tuple[np.ndarray, 
     return np.ascontiguousarray(hidden[:, :used]), np.ascontiguousarray(mask[:, :used])
 
 
+def _frozen_bottom(backbone: nn.Module, pixels: torch.Tensor, stages: int) -> torch.Tensor:
+    """The backbone up to (not including) its last ``stages`` stages."""
+    x = backbone.bn1(backbone.conv_stem(pixels))
+    for stage in backbone.blocks[:len(backbone.blocks) - stages]:
+        x = stage(x)
+    return x
+
+
 @torch.inference_mode()
 def image_boundary(backbone: nn.Module, images: Sequence[object], spec: ImageSpec, stages: int) -> np.ndarray:
     """Feature maps entering the last ``stages`` stages, flattened to one row per image."""
     pixels = torch.from_numpy(preprocess(list(images), spec))  # type: ignore[arg-type]
-    x = backbone.bn1(backbone.conv_stem(pixels))
-    first = len(backbone.blocks) - stages
-    for stage in backbone.blocks[:first]:
-        x = stage(x)
-    return x.flatten(1).numpy()
+    return _frozen_bottom(backbone, pixels, stages).flatten(1).numpy()
 
 
 @torch.inference_mode()
 def boundary_shape(backbone: nn.Module, spec: ImageSpec, stages: int) -> tuple[int, int, int]:
     """(channels, height, width) of the cached maps, to reshape the flattened rows."""
-    x = backbone.bn1(backbone.conv_stem(torch.zeros(1, 3, spec.size, spec.size)))
-    for stage in backbone.blocks[:len(backbone.blocks) - stages]:
-        x = stage(x)
-    return int(x.shape[1]), int(x.shape[2]), int(x.shape[3])
+    _, channels, height, width = _frozen_bottom(backbone, torch.zeros(1, 3, spec.size, spec.size), stages).shape
+    return int(channels), int(height), int(width)

@@ -79,6 +79,8 @@ class SearchEngine:
         self.capabilities = capabilities
         self.options = options or EngineOptions()
         self.index = index or settings.products_alias
+        # es.options() copies the client (~0.3 ms per call), so the per-leg-timeout client is built once.
+        self._legs_es = es.options(request_timeout=self.options.leg_timeout_ms / 1000.0 + 5)
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="encode")
 
     # -- encoding -----------------------------------------------------------------------
@@ -148,24 +150,16 @@ class SearchEngine:
 
     def lean_for(self, legs: int) -> bool:
         """Ids-only legs + a page fetch pay off only when legs are fused: one leg *is* the
-        ranking, and its own ``_source`` is cheaper than a second round trip (measured in
-        docs/benchmarks.md: +0.4-0.7 ms for one leg, -0.9 ms for three)."""
+        ranking, and its own ``_source`` is cheaper than a second round trip (measured:
+        docs/benchmarks.md, "Query latency: what changed")."""
         return self.options.lean_legs and legs > 1
-
-    def _legs_client(self) -> Any:
-        """``es.options(...)`` copies the client (~0.5 ms); build it once per ``es`` object."""
-        cached = getattr(self, "_legs_cache", None)
-        if cached is None or cached[0] is not self.es:
-            cached = (self.es, self.es.options(request_timeout=self.options.leg_timeout_ms / 1000.0 + 5))
-            self._legs_cache = cached
-        return cached[1]
 
     def _msearch(self, bodies: dict[str, dict[str, Any]], index: str | None = None) -> list[dict[str, Any]]:
         from elasticsearch import ApiError, NotFoundError, TransportError
 
         index = index or self.index
         try:
-            response = self._legs_client().msearch(
+            response = self._legs_es.msearch(
                 searches=queries.msearch_payload(index, list(bodies.values())))
         except NotFoundError as exc:
             raise ClusterUnavailableError("the index or alias does not exist (yet)", index=index) from exc
