@@ -115,12 +115,15 @@ class Settings:
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``elasticsearch.Elasticsearch``."""
+        from mmsearch.serializers import client_serializers  # imports elasticsearch: only when a client is made
+
         kwargs: dict[str, Any] = {
             "hosts": list(self.es_hosts),
             "request_timeout": float(self.request_timeout_s),
             "max_retries": retries.ES_CLIENT_MAX_RETRIES,
             "retry_on_timeout": True,
             "retry_on_status": retries.ES_CLIENT_RETRY_ON_STATUS,
+            "serializers": client_serializers(),
         }
         if self.api_key:
             kwargs["api_key"] = self.api_key

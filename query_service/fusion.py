@@ -22,8 +22,7 @@ rank), so the output is deterministic.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 Leg = Sequence[tuple[str, float]]
@@ -52,11 +51,33 @@ class LegContribution(NamedTuple):
     contribution: float
 
 
-@dataclass(slots=True)
 class FusedHit:
-    doc_id: str
-    score: float
-    legs: dict[str, LegContribution] = field(default_factory=dict)
+    """One fused result. ``legs`` (the per-leg breakdown) is built on first access: a request
+    fuses legs x depth candidates but explains at most one page of them, and building every
+    breakdown was most of RRF's cost (measured: docs/benchmarks.md, "Query latency: what changed")."""
+
+    __slots__ = ("doc_id", "score", "_legs", "_explain")
+
+    def __init__(self, doc_id: str, score: float, legs: dict[str, LegContribution] | None = None,
+                 explain: Callable[[str], dict[str, LegContribution]] | None = None) -> None:
+        self.doc_id = doc_id
+        self.score = score
+        self._legs = legs
+        self._explain = explain
+
+    @property
+    def legs(self) -> dict[str, LegContribution]:
+        if self._legs is None:
+            self._legs = self._explain(self.doc_id) if self._explain is not None else {}
+        return self._legs
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FusedHit):
+            return NotImplemented
+        return (self.doc_id, self.score, self.legs) == (other.doc_id, other.score, other.legs)
+
+    def __repr__(self) -> str:
+        return f"FusedHit(doc_id={self.doc_id!r}, score={self.score!r}, legs={self.legs!r})"
 
 
 def _check_legs(legs: Mapping[str, Leg], weights: Mapping[str, float] | None) -> dict[str, float]:
@@ -128,22 +149,44 @@ def _finish(scores: dict[str, float], parts: dict[str, dict[str, LegContribution
     return [FusedHit(doc_id=d, score=scores[d], legs=parts[d]) for d in ranked]
 
 
+class _RrfExplainer:
+    """Per-leg ranks, looked up only for the hits someone asks to explain."""
+
+    def __init__(self, legs: dict[str, list[tuple[str, float]]], weights: dict[str, float], k: int) -> None:
+        self._legs, self._weights, self._k = legs, weights, k
+        self._positions: dict[str, dict[str, int]] | None = None
+
+    def __call__(self, doc_id: str) -> dict[str, LegContribution]:
+        if self._positions is None:
+            self._positions = {name: {d: i for i, (d, _) in enumerate(leg)} for name, leg in self._legs.items()}
+        parts = {}
+        for name, positions in self._positions.items():
+            index = positions.get(doc_id)
+            if index is not None:
+                rank, weight = index + 1, self._weights[name]
+                reciprocal = 1.0 / (self._k + rank)
+                parts[name] = LegContribution(rank, self._legs[name][index][1], reciprocal, weight,
+                                              weight * reciprocal)
+        return parts
+
+
 def rrf(legs: Mapping[str, Leg], weights: Mapping[str, float] | None = None, k: int = 60) -> list[FusedHit]:
     """Weighted reciprocal rank fusion: ``sum_leg weight / (k + rank)``."""
     if k < 0:
         raise ValueError("rrf k must be >= 0")
     clean = {name: _dedupe(leg) for name, leg in legs.items()}
     leg_weights = _check_legs(clean, weights)
+    # Insertion order of ``scores`` is the order of first appearance (leg order, then rank), and
+    # sorted() is stable, so ties keep that order. Each term is weight * (1 / (k + rank)), the
+    # same arithmetic as the breakdown, so the contributions add up to the score exactly.
     scores: dict[str, float] = {}
-    parts: dict[str, dict[str, LegContribution]] = {}
     for name, leg in clean.items():
-        for rank, (doc_id, raw) in enumerate(leg, start=1):
-            reciprocal = 1.0 / (k + rank)
-            contribution = leg_weights[name] * reciprocal
-            scores[doc_id] = scores.get(doc_id, 0.0) + contribution
-            parts.setdefault(doc_id, {})[name] = LegContribution(rank, raw, reciprocal, leg_weights[name],
-                                                                 contribution)
-    return _finish(scores, parts, _order_of_appearance(clean))
+        weight = leg_weights[name]
+        for rank, (doc_id, _) in enumerate(leg, start=1 + k):
+            scores[doc_id] = scores.get(doc_id, 0.0) + weight * (1.0 / rank)
+    explain = _RrfExplainer(clean, leg_weights, k)
+    return [FusedHit(doc_id, score, explain=explain) for doc_id, score in
+            sorted(scores.items(), key=lambda item: -item[1])]
 
 
 def linear(legs: Mapping[str, Leg], weights: Mapping[str, float] | None = None, normalization: str = "min_max",
