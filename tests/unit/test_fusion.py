@@ -147,3 +147,30 @@ def test_facets_over_the_candidate_set() -> None:
     assert facet_counts(sources, ["colour", "tags"]) == {"colour": [("Red", 2), ("Blue", 1)],
                                                          "tags": [("a", 2), ("b", 1)]}
     assert facet_counts(sources, ["colour"], size=1) == {"colour": [("Red", 2)]}
+
+
+def test_rrf_breakdown_matches_a_recount_from_the_legs_with_duplicates() -> None:
+    """The breakdown is built lazily from per-leg positions: every explained hit must agree with a
+    recount from the (deduplicated) legs, and the contributions must sum to the score exactly."""
+    import random
+
+    rng = random.Random(7)
+    pool = [f"d{i}" for i in range(60)]
+    for _ in range(20):
+        legs = {name: [(rng.choice(pool), rng.random()) for _ in range(rng.randint(0, 40))]
+                for name in ("bm25", "text_text", "image_image")}
+        weights = {"bm25": rng.uniform(0, 3), "text_text": rng.uniform(0, 3), "image_image": 1.0}
+        hits = rrf(legs, weights=weights, k=rng.randint(0, 80))
+        for hit in reversed(hits):  # explained out of order: each breakdown stands on its own
+            expected = {}
+            for name, leg in legs.items():
+                seen: list[str] = []
+                for doc_id, raw in leg:
+                    if doc_id in seen:
+                        continue
+                    seen.append(doc_id)
+                    if doc_id == hit.doc_id:
+                        expected[name] = (len(seen), raw)
+            assert {n: (c.rank, c.raw_score) for n, c in hit.legs.items()} == expected
+            assert sum(c.contribution for c in hit.legs.values()) == pytest.approx(hit.score, rel=1e-12)
+            assert all(c.weight == weights[n] for n, c in hit.legs.items())

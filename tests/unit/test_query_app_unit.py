@@ -404,3 +404,15 @@ def test_a_single_leg_brings_its_own_sources_in_one_round_trip() -> None:
     leg = es.msearch_calls[0][1]
     assert leg["_source"] == list(SOURCE_FIELDS) and "docvalue_fields" not in leg
     assert "fetch" not in body["took_ms"] and body["hits"][0]["_source"]["title"] == "ta"
+
+
+def test_search_responses_go_through_orjson_in_hit_order() -> None:
+    from query_service.jsonio import OrjsonProvider
+
+    app = _app(FakeES([_hits(("z", 3.0), ("a", 1.0))]))
+    assert isinstance(app.json, OrjsonProvider)
+    response = app.test_client().get("/search?q=shirt&explain=false")
+    assert response.status_code == 200
+    # orjson writes compact JSON; the hits keep fused order and keys their insertion order.
+    assert response.data.startswith(b'{"variant":')
+    assert [h["_id"] for h in json.loads(response.data)["hits"]] == ["z", "a"]

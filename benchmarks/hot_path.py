@@ -1,0 +1,185 @@
+"""The service's per-request CPU work outside Elasticsearch and the encoder, in one run.
+
+Three measurements, each an A/B in the same process (or, for fusion, the same script
+run against two revisions of the code):
+
+* ``client``: Elasticsearch client round trips (a single kNN leg with ``_source``; three
+  ids-only legs in one ``_msearch`` + the page fetch, as ``SearchEngine`` sends them) with
+  the client's standard-library JSON serializers vs ``mmsearch.serializers`` (orjson).
+  The two clients alternate query by query; figures are medians over passes of per-pass
+  medians.
+* ``fusion``: ``query_service.fusion.fuse`` (RRF) over the real legs of the dev queries
+  (3 x ``depth`` hits), and the same plus the breakdown of one page of 10 hits (what
+  ``explain=true`` reads). Minimum over repeats of the mean per call: the cost without
+  scheduler noise.
+* ``json``: serialising a real ``/search`` response with Flask's default provider vs
+  ``query_service.jsonio.OrjsonProvider`` (minimum over repeats).
+
+    ES_URL=http://127.0.0.1:9201 python benchmarks/hot_path.py --model .state/models/dev \\
+        --alias relevance-products [--only fusion] [--out FILE]
+
+To compare fusion code across revisions, run ``--only fusion`` with ``PYTHONPATH`` set to
+a worktree of the older revision (the script imports ``query_service.fusion`` from there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # PYTHONPATH, when set, wins
+
+from mmsearch.config import Settings, default_catalog_dir  # noqa: E402
+from onnx_models.runtime import Encoder  # noqa: E402
+from query_service import fusion, queries  # noqa: E402
+from query_service.ranking import RankingConfig  # noqa: E402
+
+LEG_FIELDS = {"bm25": None, "text_text": "text_vector", "text_image": "image_vector"}
+
+
+def leg_bodies(text: str, vector: Any, ranking: RankingConfig) -> list[dict[str, Any]]:
+    return [queries.ids_only(queries.bm25_body(text, ranking, {}, timeout_ms=2000) if field is None
+                             else queries.knn_body(field, vector, ranking, {}, timeout_ms=2000))
+            for field in LEG_FIELDS.values()]
+
+
+def best_mean_ms(call: Any, calls: int = 200, repeats: int = 7) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            call()
+        best = min(best, (time.perf_counter() - start) / calls * 1000)
+    return round(best, 4)
+
+
+def measure_client(settings: Settings, alias: str, texts: list[str], vectors: Any, ranking: RankingConfig,
+                   passes: int) -> dict[str, Any]:
+    from elasticsearch import Elasticsearch
+
+    kwargs = settings.client_kwargs()
+    clients = {"orjson": Elasticsearch(**kwargs)}
+    kwargs.pop("serializers")
+    clients["stdlib_json"] = Elasticsearch(**kwargs)
+
+    def single(es: Any, text: str, vector: Any) -> None:
+        es.msearch(searches=queries.msearch_payload(alias, [queries.knn_body("image_vector", vector, ranking, {},
+                                                                             timeout_ms=2000)]))
+
+    def hybrid(es: Any, text: str, vector: Any) -> None:
+        response = es.msearch(searches=queries.msearch_payload(alias, leg_bodies(text, vector, ranking)))
+        page = [doc_id for doc_id, _ in queries.parse_leg_response(response["responses"][0])[0][:10]]
+        es.search(index=alias, **queries.page_sources_body(page))
+
+    out: dict[str, Any] = {}
+    for name, call in (("knn_single_leg", single), ("hybrid_3_legs_plus_fetch", hybrid)):
+        per_pass: dict[str, list[float]] = {client: [] for client in clients}
+        for text, vector in zip(texts[:5], vectors[:5]):  # warm-up
+            for es in clients.values():
+                call(es, text, vector)
+        for _ in range(passes):
+            samples: dict[str, list[float]] = {client: [] for client in clients}
+            for i, (text, vector) in enumerate(zip(texts, vectors)):
+                order = list(clients.items()) if i % 2 else list(reversed(clients.items()))
+                for client, es in order:
+                    start = time.perf_counter()
+                    call(es, text, vector)
+                    samples[client].append((time.perf_counter() - start) * 1000)
+            for client, values in samples.items():
+                per_pass[client].append(statistics.median(values))
+        row = {client: round(statistics.median(values), 3) for client, values in per_pass.items()}
+        row["orjson_vs_stdlib"] = round(row["orjson"] / row["stdlib_json"], 3)
+        out[name] = row
+    return out
+
+
+def real_legs(settings: Settings, alias: str, texts: list[str], vectors: Any,
+              ranking: RankingConfig) -> list[dict[str, list[tuple[str, float]]]]:
+    es = settings.es_client()
+    legs = []
+    for text, vector in zip(texts, vectors):
+        responses = es.msearch(searches=queries.msearch_payload(alias, leg_bodies(text, vector, ranking)))["responses"]
+        legs.append({leg: queries.parse_leg_response(r)[0] for leg, r in zip(LEG_FIELDS, responses)})
+    return legs
+
+
+def measure_fusion(all_legs: list[dict[str, list[tuple[str, float]]]]) -> dict[str, Any]:
+    weights = {leg: 1.0 for leg in LEG_FIELDS}
+
+    def fuse_all() -> None:
+        for legs in all_legs:
+            fusion.fuse(legs, "rrf", weights)
+
+    def fuse_and_explain_page() -> None:
+        for legs in all_legs:
+            for hit in fusion.fuse(legs, "rrf", weights)[:10]:
+                _ = hit.legs
+
+    n = len(all_legs)
+    return {"code": str(Path(fusion.__file__).resolve()), "queries": n,
+            "hits_per_query": round(statistics.mean(sum(len(v) for v in legs.values()) for legs in all_legs), 1),
+            "rrf_ms": round(best_mean_ms(fuse_all, calls=3) / n, 4),
+            "rrf_plus_page_breakdown_ms": round(best_mean_ms(fuse_and_explain_page, calls=3) / n, 4)}
+
+
+def measure_json(settings: Settings, alias: str, encoder: Any, text: str) -> dict[str, Any]:
+    from flask import Flask
+    from flask.json.provider import DefaultJSONProvider
+
+    from query_service.app import create_app
+    from query_service.jsonio import OrjsonProvider
+
+    app = create_app(settings, encoder=encoder)
+    response = app.test_client().post("/search", json={"text": text, "size": 10, "explain": True,
+                                                       "facets": ["brand", "base_colour"]})
+    payload = response.get_json()
+    default = DefaultJSONProvider(Flask("default"))
+    default.sort_keys = False
+    fast = OrjsonProvider(Flask("orjson"))
+    return {"response_bytes": len(response.data),
+            "stdlib_dumps_ms": best_mean_ms(lambda: default.dumps(payload)),
+            "orjson_dumps_ms": best_mean_ms(lambda: fast.dumps(payload))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--alias", required=True)
+    parser.add_argument("--queries", type=int, default=80)
+    parser.add_argument("--passes", type=int, default=3)
+    parser.add_argument("--only", choices=("client", "fusion", "json"))
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    catalog = default_catalog_dir()
+    if catalog is None:
+        raise SystemExit("shared catalog not found; set MMSEARCH_CATALOG_DIR")
+    es_url = os.environ.get("ES_URL", "http://127.0.0.1:9200")
+    settings = Settings.load(es_hosts=es_url, products_alias=args.alias, request_timeout_s=60)
+    texts = [json.loads(line)["query"] for line in (catalog / "dev_queries.jsonl").open() if line.strip()]
+    texts = texts[:args.queries]
+    encoder = Encoder.load(args.model)
+    vectors = encoder.encode_texts(texts)
+    ranking = RankingConfig()
+    result: dict[str, Any] = {"alias": args.alias, "cpus": os.cpu_count(), "load_avg_before": os.getloadavg(),
+                              "queries": len(texts), "passes": args.passes, "depth": ranking.depth}
+    if args.only in (None, "fusion"):
+        result["fusion"] = measure_fusion(real_legs(settings, args.alias, texts, vectors, ranking))
+    if args.only in (None, "client"):
+        result["client"] = measure_client(settings, args.alias, texts, vectors, ranking, args.passes)
+    if args.only in (None, "json"):
+        result["json"] = measure_json(settings, args.alias, encoder, texts[0])
+    result["load_avg_after"] = os.getloadavg()
+    print(json.dumps(result, indent=2))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
