@@ -56,6 +56,7 @@ from query_service import queries
 from query_service.app import create_app
 from query_service.engine import EngineOptions
 from query_service.ranking import LEGS, RankingConfig
+from query_service.wsgi import serving_runtime_options
 
 DEFAULT_MODEL = PROJECT_ROOT / ".state" / "models" / "test-b696e363da2902de"
 FALLBACK_ALIAS = "qs-dev"
@@ -176,7 +177,8 @@ def main() -> None:
     photos = [base64.b64encode(p).decode() for p in catalog_photos(es, alias, catalog, 20)]
     raw_photos = [base64.b64decode(p) for p in photos]
 
-    encoder = Encoder.load(args.model)
+    # The raw phase encodes with the settings a serving worker uses, so "encode" means the same on both sides.
+    encoder = Encoder.load(args.model, **serving_runtime_options(os.environ))
     options = EngineOptions()
     from mmsearch.capabilities import detect_capabilities
 

@@ -46,6 +46,9 @@ def default_providers(requested: Sequence[str] | None = None) -> list[str]:
 class RuntimeOptions:
     providers: tuple[str, ...] | None = None
     intra_op_threads: int | None = None
+    #: onnxruntime's intra-op threads spin-wait for work after each run (its default). None keeps
+    #: the default; False makes them sleep, freeing the cores for Elasticsearch and the other session.
+    allow_spinning: bool | None = None
     batch_size: int = 32
     max_pixels: int = DEFAULT_MAX_PIXELS
     verify_files: bool = True
@@ -80,6 +83,8 @@ class Encoder:
         so = ort.SessionOptions()
         if options.intra_op_threads is not None:
             so.intra_op_num_threads = options.intra_op_threads
+        if options.allow_spinning is not None:
+            so.add_session_config_entry("session.intra_op.allow_spinning", "1" if options.allow_spinning else "0")
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         providers = default_providers(options.providers)
         self.providers = providers

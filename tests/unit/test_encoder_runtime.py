@@ -122,3 +122,18 @@ def test_runtime_never_imports_torch(model_dir: Path) -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_serving_workers_turn_onnxruntime_spinning_off_unless_asked(model_dir: Path) -> None:
+    from query_service.wsgi import serving_runtime_options
+
+    assert serving_runtime_options({}) == {"intra_op_threads": None, "allow_spinning": False}
+    assert serving_runtime_options({"MMSEARCH_ORT_SPINNING": "1", "MMSEARCH_ORT_THREADS": "1"}) == {
+        "intra_op_threads": 1, "allow_spinning": True}
+    quiet = Encoder.load(model_dir, **serving_runtime_options({}))
+    for session in (quiet._text, quiet._image):
+        assert session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    default = Encoder.load(model_dir)  # batch jobs keep onnxruntime's default: the entry is not set at all
+    with pytest.raises(Exception):
+        default._text.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+    assert np.allclose(quiet.encode_texts(["red shirt"]), default.encode_texts(["red shirt"]), atol=1e-6)
