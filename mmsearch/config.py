@@ -40,6 +40,7 @@ ENV_VARS: dict[str, str] = {
     "MMSEARCH_EVENTS_INDEX": "events_index",
     "MMSEARCH_MODEL_DIR": "model_dir",
     "MMSEARCH_STATE_DIR": "state_dir",
+    "MMSEARCH_RANKING": "ranking_file",
 }
 
 
@@ -58,6 +59,8 @@ class Settings:
     events_index: str = "mmsearch-events"
     model_dir: Path | None = None
     state_dir: Path = field(default=DEFAULT_STATE_DIR)
+    #: The query service's default ranking and proxy options (query_service.ranking.load_service_ranking).
+    ranking_file: Path | None = None
 
     def __post_init__(self) -> None:
         hosts = self.es_hosts
@@ -92,6 +95,8 @@ class Settings:
                 )
         if self.model_dir is not None:
             object.__setattr__(self, "model_dir", Path(self.model_dir))
+        if self.ranking_file is not None:
+            object.__setattr__(self, "ranking_file", Path(self.ranking_file))
         object.__setattr__(self, "state_dir", Path(self.state_dir))
 
     # -- construction -----------------------------------------------------------------

@@ -53,7 +53,8 @@ def configure_json_logging(level: int = logging.INFO) -> None:
 
 def create_app(settings: Any, *, es: Any = None, encoder: Any = None, experiments: Any = None,
                event_logger: Any = None, capabilities: Any = None, engine_options: EngineOptions | None = None,
-               limits: ServiceLimits | None = None, default_ranking: RankingConfig | None = None) -> Flask:
+               limits: ServiceLimits | None = None, default_ranking: RankingConfig | None = None,
+               proxy_options: dict[str, Any] | None = None) -> Flask:
     es = es if es is not None else settings.es_client()
     limits = limits or ServiceLimits()
     if capabilities is None:
@@ -211,7 +212,9 @@ def create_app(settings: Any, *, es: Any = None, encoder: Any = None, experiment
             except ValueError:
                 return _es_json(proxy.es_error(400, "parse_exception", "request body is not valid JSON"), 400)
         try:
-            options = proxy.parse_options(request.headers.get(proxy.OPTIONS_HEADER))
+            header = request.headers.get(proxy.OPTIONS_HEADER)
+            # The header, when sent, replaces the deployment's proxy options (ranking file) wholesale.
+            options = proxy.parse_options(header) if header else dict(proxy_options or {})
             ranking = ranking_default.with_overrides({k: v for k, v in options.items() if k != "off"}) \
                 if options and not options.get("off") else ranking_default
         except (ValueError, RequestValidationError) as exc:

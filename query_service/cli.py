@@ -19,6 +19,7 @@ def register(subparsers: Any) -> None:
                        help="gunicorn workers (0 = Flask's single-process server, for debugging)")
     serve.add_argument("--model", help="model package dir (default: MMSEARCH_MODEL_DIR)")
     serve.add_argument("--experiments", help="experiment config file (enables A/B and POST /events)")
+    serve.add_argument("--ranking", help="default ranking and proxy options, JSON or YAML (default: MMSEARCH_RANKING)")
     serve.set_defaults(handler=_run_serve)
 
 
@@ -27,6 +28,12 @@ def _run_serve(args: argparse.Namespace) -> int:
         os.environ["MMSEARCH_MODEL_DIR"] = args.model
     if args.experiments:
         os.environ["MMSEARCH_EXPERIMENTS"] = args.experiments
+    if args.ranking:
+        os.environ["MMSEARCH_RANKING"] = args.ranking
+    if os.environ.get("MMSEARCH_RANKING"):  # a bad file fails here, once, not in every worker after the fork
+        from query_service.ranking import load_service_ranking
+
+        load_service_ranking(os.environ["MMSEARCH_RANKING"])
     if not os.environ.get("MMSEARCH_MODEL_DIR"):
         raise ConfigError("no model: pass --model DIR or set MMSEARCH_MODEL_DIR", setting="model_dir")
     if not 0 <= args.port <= 65535 or args.workers < 0:

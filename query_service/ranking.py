@@ -197,3 +197,40 @@ def validate_filters(filters: Any) -> dict[str, Any]:
             _fail("filtering on this field is not allowed", field=name,
                   allowed=list(KEYWORD_FILTERS + RANGE_FILTERS))
     return clean
+
+
+@dataclass(frozen=True)
+class ServiceRanking:
+    """What a deployment configures once: the ranking ``/search`` and the proxy use when a request
+    names none, and the proxy's default options (``{}``, ``{"off": True}`` or ranking overrides;
+    a request's ``X-Hybrid-Options`` header replaces them)."""
+
+    default: RankingConfig = field(default_factory=RankingConfig)
+    proxy: Mapping[str, Any] = field(default_factory=dict)
+
+
+def load_service_ranking(path: Any) -> ServiceRanking:
+    """Read a JSON/YAML ranking file: RankingConfig fields, plus an optional ``proxy`` entry
+    (``false``/``"off"`` to pass proxied searches through, or an object of ranking overrides).
+
+    Every problem is a ``ConfigError`` naming the file, so ``mmsearch serve`` fails before forking.
+    """
+    from mmsearch.config import read_mapping_file
+    from mmsearch.exceptions import ConfigError
+
+    data = dict(read_mapping_file(path, what="ranking file"))
+    proxy_raw = data.pop("proxy", {})
+    try:
+        default = RankingConfig.from_dict(data)
+        if proxy_raw is False or (isinstance(proxy_raw, str) and proxy_raw.strip().lower() == "off"):
+            proxy: dict[str, Any] = {"off": True}
+        elif isinstance(proxy_raw, Mapping):
+            proxy = dict(proxy_raw)
+            default.with_overrides({k: v for k, v in proxy.items() if k != "off"})  # validate now, not per request
+            if "off" in proxy and not isinstance(proxy["off"], bool):
+                _fail("proxy.off must be true or false", value=proxy["off"])
+        else:
+            _fail("proxy must be false, \"off\" or an object of ranking overrides", value=str(proxy_raw)[:50])
+    except RequestValidationError as exc:
+        raise ConfigError(f"ranking file: {exc.message}", **{**exc.context, "path": str(path)}) from exc
+    return ServiceRanking(default=default, proxy=proxy)

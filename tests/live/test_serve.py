@@ -24,11 +24,14 @@ def test_gunicorn_service_answers_and_logs_json(search_index: str, search_settin
                                                 tmp_path: Path) -> None:
     port = _free_port()
     log_path = tmp_path / "serve.log"
+    ranking = tmp_path / "ranking.yaml"
+    ranking.write_text("name: from-ranking-file\nlegs: {bm25: 1.0, text_text: 1.0}\nproxy: off\n")
     env = {**os.environ, "ES_URL": search_settings.es_hosts[0], "MMSEARCH_ALIAS": search_settings.products_alias,
            "MMSEARCH_MODEL_DIR": str(model_dir)}
     with log_path.open("w") as log:
         service = subprocess.Popen([sys.executable, "-m", "mmsearch.cli", "serve", "--port", str(port),
-                                    "--workers", "2"], env=env, stdout=log, stderr=subprocess.STDOUT)
+                                    "--workers", "2", "--ranking", str(ranking)], env=env, stdout=log,
+                                   stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(240):
@@ -43,6 +46,11 @@ def test_gunicorn_service_answers_and_logs_json(search_index: str, search_settin
         assert ready.json()["checks"]["alias"] == search_index
         result = requests.get(f"{base}/search", params={"q": "red dress", "size": 3}, timeout=30).json()
         assert len(result["hits"]) == 3 and result["degraded"] == []
+        # The ranking file reached every worker: its default ranking answers, and its proxy is off.
+        assert result["variant"] == "from-ranking-file" and set(result["legs"]) == {"bm25", "text_text"}
+        proxied = requests.post(f"{base}/{search_settings.products_alias}/_search",
+                                json={"query": {"match": {"title": "red dress"}}, "size": 3}, timeout=30)
+        assert proxied.status_code == 200 and proxied.headers["X-Hybrid"].startswith("passthrough")
         assert requests.post(f"{base}/search", json={"size": 3}, timeout=10).status_code == 400
         metrics = requests.get(f"{base}/metrics", timeout=10).text
         assert "mmsearch_requests_total" in metrics

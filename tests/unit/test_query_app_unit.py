@@ -18,7 +18,7 @@ from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
 
 from mmsearch.config import Settings
 from query_service.app import create_app
-from query_service.ranking import SOURCE_FIELDS
+from query_service.ranking import SOURCE_FIELDS, RankingConfig
 from query_service.validation import ServiceLimits, openapi_document
 
 ALIAS = "products"
@@ -416,3 +416,20 @@ def test_search_responses_go_through_orjson_in_hit_order() -> None:
     # orjson writes compact JSON; the hits keep fused order and keys their insertion order.
     assert response.data.startswith(b'{"variant":')
     assert [h["_id"] for h in json.loads(response.data)["hits"]] == ["z", "a"]
+
+
+def test_default_ranking_and_proxy_options_come_from_the_deployment() -> None:
+    settings = Settings.load(environ={}, es_hosts="http://127.0.0.1:9200", products_alias=ALIAS)
+    es = FakeES()
+    app = create_app(settings, es=es, encoder=None, capabilities=NO_PLUGINS,
+                     default_ranking=RankingConfig(name="from-config", legs={"bm25": 1.0}),
+                     proxy_options={"off": True})
+    client = app.test_client()
+    assert client.get("/search?q=shirt").get_json()["variant"] == "from-config"
+    body = {"query": {"match": {"title": "red shirt"}}}
+    # Configured off: the proxy forwards the search untouched ...
+    off = client.post(f"/{ALIAS}/_search", json=body)
+    assert off.headers["X-Hybrid"].startswith("passthrough") and es.forwarded
+    # ... and a request's own header replaces the configured options.
+    on = client.post(f"/{ALIAS}/_search", json=body, headers={"X-Hybrid-Options": '{"name": "per-request"}'})
+    assert "X-Hybrid" not in on.headers and on.get_json()["_hybrid"]["variant"] == "per-request"

@@ -1,0 +1,82 @@
+"""The deployment's ranking file: default ranking for /search and the proxy, and proxy defaults."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mmsearch.config import Settings
+from mmsearch.exceptions import ConfigError
+from query_service.ranking import RankingConfig, ServiceRanking, load_service_ranking
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_yaml_file_sets_the_default_ranking_and_proxy_overrides(tmp_path: Path) -> None:
+    path = _write(tmp_path, "ranking.yaml", """
+name: shop-default
+method: linear
+normalization: l2
+legs: {bm25: 1.0, text_text: 0.5}
+proxy:
+  legs: {bm25: 1.0, text_image: 2.0}
+""")
+    loaded = load_service_ranking(path)
+    assert loaded.default == RankingConfig(name="shop-default", method="linear", normalization="l2",
+                                           legs={"bm25": 1.0, "text_text": 0.5})
+    assert loaded.proxy == {"legs": {"bm25": 1.0, "text_image": 2.0}}
+
+
+@pytest.mark.parametrize("proxy", [False, "off", "OFF"])
+def test_proxy_can_be_switched_off_in_the_file(tmp_path: Path, proxy: Any) -> None:
+    path = _write(tmp_path, "ranking.json", json.dumps({"proxy": proxy}))
+    assert load_service_ranking(path) == ServiceRanking(default=RankingConfig(), proxy={"off": True})
+
+
+@pytest.mark.parametrize(("content", "fragment"), [
+    ({"legs": {"bm25": 1.0, "nope": 1.0}}, "legs must be"),
+    ({"colour": "red"}, "unknown ranking settings"),
+    ({"depth": 0}, "depth"),
+    ({"proxy": {"method": "magic"}}, "method"),
+    ({"proxy": {"off": "yes"}}, "proxy.off"),
+    ({"proxy": 3}, "proxy must be"),
+])
+def test_bad_files_fail_with_a_config_error_naming_the_file(tmp_path: Path, content: dict[str, Any],
+                                                            fragment: str) -> None:
+    path = _write(tmp_path, "ranking.json", json.dumps(content))
+    with pytest.raises(ConfigError) as caught:
+        load_service_ranking(path)
+    assert fragment in str(caught.value) and str(path) in str(caught.value)
+
+
+def test_missing_or_unparsable_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="ranking file not found"):
+        load_service_ranking(tmp_path / "absent.yaml")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load_service_ranking(_write(tmp_path, "broken.json", "{"))
+
+
+def test_settings_read_the_ranking_file_from_the_environment(tmp_path: Path) -> None:
+    settings = Settings.load(environ={"MMSEARCH_RANKING": str(tmp_path / "r.yaml")})
+    assert settings.ranking_file == tmp_path / "r.yaml"
+
+
+def test_serve_refuses_a_bad_ranking_file_before_starting_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    from mmsearch.cli import main
+
+    bad = _write(tmp_path, "ranking.json", json.dumps({"method": "magic"}))
+    monkeypatch.setattr(os, "execv", lambda *_: pytest.fail("gunicorn must not start"))
+    for name in ("MMSEARCH_RANKING", "MMSEARCH_MODEL_DIR"):  # serve sets both; monkeypatch restores them
+        monkeypatch.delenv(name, raising=False)
+    assert main(["serve", "--model", str(tmp_path), "--ranking", str(bad)]) == 2
+    assert "ranking file" in capsys.readouterr().err
