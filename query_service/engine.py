@@ -14,8 +14,7 @@ I/O around them and the degradation rules:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,9 +44,6 @@ class EngineOptions:
     #: With two or more legs, legs return ids + scores only and the page's _source is
     #: fetched after fusion (queries.ids_only, SearchEngine.lean_for).
     lean_legs: bool = True
-    #: Send the BM25 leg while the query is being encoded (it needs no vector) instead of in the
-    #: vector legs' ``_msearch`` after encoding: Elasticsearch is idle during encoding anyway.
-    overlap_lexical: bool = True
 
     def __post_init__(self) -> None:
         if self.encoder_timeout_s <= 0 or self.leg_timeout_ms <= 0:
@@ -86,7 +82,6 @@ class SearchEngine:
         # es.options() copies the client (~0.3 ms per call), so the per-leg-timeout client is built once.
         self._legs_es = es.options(request_timeout=self.options.leg_timeout_ms / 1000.0 + 5)
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="encode")
-        self._lexical_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lexical")
 
     # -- encoding -----------------------------------------------------------------------
 
@@ -137,13 +132,11 @@ class SearchEngine:
                 active[leg] = effective
         return active
 
-    def _leg_bodies(self, request: SearchRequest, ranking: RankingConfig, legs: Iterable[str],
-                    vectors: dict[str, np.ndarray], lean: bool | None = None) -> dict[str, dict[str, Any]]:
-        """Bodies of the legs that can run (a vector leg needs its vector). ``lean`` defaults to
-        ``lean_for`` the legs built here; the overlapped BM25 leg decides it before encoding."""
+    def _leg_bodies(self, request: SearchRequest, ranking: RankingConfig, weights: dict[str, float],
+                    vectors: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
         bodies = {}
         timeout = self.options.leg_timeout_ms
-        for leg in legs:
+        for leg in weights:
             modality, field_name = LEGS[leg]
             if field_name is None:
                 bodies[leg] = queries.bm25_body(request.text or "", ranking, request.filters, request.negative_text,
@@ -151,17 +144,9 @@ class SearchEngine:
             elif modality in vectors:
                 bodies[leg] = queries.knn_body(field_name, vectors[modality], ranking, request.filters,
                                                timeout_ms=timeout)
-        if self.lean_for(len(bodies)) if lean is None else lean:
+        if self.lean_for(len(bodies)):
             bodies = {leg: queries.ids_only(body, request.facets) for leg, body in bodies.items()}
         return bodies
-
-    def _start_lexical(self, request: SearchRequest, ranking: RankingConfig,
-                       weights: dict[str, float]) -> tuple[dict[str, Any], Future[list[dict[str, Any]]]] | None:
-        """Send the BM25 leg now when vector legs will need encoding first; None when there is nothing to overlap."""
-        if not (self.options.overlap_lexical and "bm25" in weights and len(weights) > 1 and self.encoder is not None):
-            return None
-        body = self._leg_bodies(request, ranking, ["bm25"], {}, lean=self.lean_for(len(weights)))["bm25"]
-        return body, self._lexical_pool.submit(self._msearch, {"bm25": body})
 
     def lean_for(self, legs: int) -> bool:
         """Ids-only legs + a page fetch pay off only when legs are fused: one leg *is* the
@@ -188,28 +173,15 @@ class SearchEngine:
         run = LegRun()
         start = time.perf_counter()
         weights = self.active_legs(request, ranking)
-        early = self._start_lexical(request, ranking, weights)
         vectors = self.encode(request, ranking, run.degraded)
         run.took_ms["encode"] = _ms(start)
-        if early is None:
-            bodies = self._leg_bodies(request, ranking, weights, vectors)
-            run.lean = self.lean_for(len(bodies))
-        else:  # the BM25 leg left before encoding, lean or not as planned for all legs
-            run.lean = self.lean_for(len(weights))
-            bodies = {"bm25": early[0], **self._leg_bodies(request, ranking, [leg for leg in weights if leg != "bm25"],
-                                                           vectors, lean=run.lean)}
+        bodies = self._leg_bodies(request, ranking, weights, vectors)
         run.weights = {leg: weights[leg] for leg in bodies}
+        run.lean = self.lean_for(len(bodies))
         if not bodies:
             raise EncoderUnavailableError("no leg can answer this request", degraded=run.degraded)
-        # took_ms.es is the wait for Elasticsearch after encoding (an overlapped BM25 leg's time is
-        # mostly hidden in encoding); ES's own per-leg ``took`` is in legs[].took_ms.
         es_start = time.perf_counter()
-        later = {leg: body for leg, body in bodies.items() if early is None or leg != "bm25"}
-        responses = dict(zip(later, self._msearch(later))) if later else {}
-        if early is not None:
-            responses["bm25"] = early[1].result()[0]
-        for leg in bodies:  # leg order, not arrival order: fusion breaks ties by it
-            response = responses[leg]
+        for leg, response in zip(bodies, self._msearch(bodies)):
             reason = queries.leg_error_reason(response)
             if reason is not None:
                 run.degraded.append(f"leg:{leg}: {reason}")
@@ -375,4 +347,3 @@ class SearchEngine:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self._lexical_pool.shutdown(wait=False, cancel_futures=True)

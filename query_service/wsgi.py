@@ -17,7 +17,6 @@ from flask import Flask
 from mmsearch.config import Settings
 from query_service.app import configure_json_logging
 from query_service.app import create_app as _create_app
-from query_service.engine import EngineOptions
 from query_service.ranking import ServiceRanking, load_service_ranking
 
 
@@ -50,7 +49,5 @@ def create_app() -> Flask:
         experiments = ExperimentManager(os.environ["MMSEARCH_EXPERIMENTS"])
         event_logger = EventLogger(settings.es_client(), settings.events_index)
     service_ranking = load_service_ranking(settings.ranking_file) if settings.ranking_file else ServiceRanking()
-    overlap = os.environ.get("MMSEARCH_OVERLAP_LEXICAL", "1").strip().lower() not in ("0", "false", "no", "off")
     return _create_app(settings, encoder=encoder, experiments=experiments, event_logger=event_logger,
-                       default_ranking=service_ranking.default, proxy_options=dict(service_ranking.proxy),
-                       engine_options=EngineOptions(overlap_lexical=overlap))
+                       default_ranking=service_ranking.default, proxy_options=dict(service_ranking.proxy))

@@ -72,12 +72,8 @@ class FakeEncoder:
 
 def _app(es: FakeES | None = None, encoder: Any = None, limits: ServiceLimits | None = None,
          capabilities: Any = NO_PLUGINS) -> Any:
-    from query_service.engine import EngineOptions
-
     settings = Settings(products_alias=ALIAS)
-    # FakeES answers by position in one _msearch; the overlapped BM25 leg has its own tests below.
-    return create_app(settings, es=es or FakeES(), encoder=encoder, capabilities=capabilities, limits=limits,
-                      engine_options=EngineOptions(overlap_lexical=False))
+    return create_app(settings, es=es or FakeES(), encoder=encoder, capabilities=capabilities, limits=limits)
 
 
 def _api_error(status: int = 400) -> elasticsearch.ApiError:
@@ -342,7 +338,6 @@ class FilteredKnnES(FakeES):
 def _engine(es: FakeES, **options: Any) -> Any:
     from query_service.engine import EngineOptions, SearchEngine
 
-    options.setdefault("overlap_lexical", False)  # FakeES answers by position in one _msearch
     return SearchEngine(es, FakeEncoder(), Settings(products_alias=ALIAS), NO_PLUGINS, EngineOptions(**options))
 
 
