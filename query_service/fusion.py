@@ -182,8 +182,8 @@ def rrf(legs: Mapping[str, Leg], weights: Mapping[str, float] | None = None, k: 
     scores: dict[str, float] = {}
     for name, leg in clean.items():
         weight = leg_weights[name]
-        for rank, (doc_id, _) in enumerate(leg, start=1 + k):
-            scores[doc_id] = scores.get(doc_id, 0.0) + weight * (1.0 / rank)
+        for k_plus_rank, (doc_id, _) in enumerate(leg, start=1 + k):
+            scores[doc_id] = scores.get(doc_id, 0.0) + weight * (1.0 / k_plus_rank)
     explain = _RrfExplainer(clean, leg_weights, k)
     return [FusedHit(doc_id, score, explain=explain) for doc_id, score in
             sorted(scores.items(), key=lambda item: -item[1])]
