@@ -213,12 +213,24 @@ def load_service_ranking(path: Any) -> ServiceRanking:
     """Read a JSON/YAML ranking file: RankingConfig fields, plus an optional ``proxy`` entry
     (``false``/``"off"`` to pass proxied searches through, or an object of ranking overrides).
 
-    Every problem is a ``ConfigError`` naming the file, so ``mmsearch serve`` fails before forking.
+    A variants file (``{variants: [...]}``, what ``mmsearch eval tune`` writes) works too:
+    ``FILE:NAME`` picks a variant, and a file with a single variant needs no name. Every
+    problem is a ``ConfigError`` naming the file, so ``mmsearch serve`` fails before forking.
     """
+    from pathlib import Path
+
     from mmsearch.config import read_mapping_file
     from mmsearch.exceptions import ConfigError
 
-    data = dict(read_mapping_file(path, what="ranking file"))
+    text = str(path)
+    variant = None
+    if not Path(text).exists() and ":" in text:
+        text, variant = text.rsplit(":", 1)
+    data = dict(read_mapping_file(Path(text), what="ranking file"))
+    if "variants" in data:
+        data = _pick_variant(data, variant, text)
+    elif variant is not None:
+        raise ConfigError("ranking file has no variants to pick from", path=text, variant=variant)
     proxy_raw = data.pop("proxy", {})
     try:
         default = RankingConfig.from_dict(data)
@@ -232,5 +244,22 @@ def load_service_ranking(path: Any) -> ServiceRanking:
         else:
             _fail("proxy must be false, \"off\" or an object of ranking overrides", value=str(proxy_raw)[:50])
     except RequestValidationError as exc:
-        raise ConfigError(f"ranking file: {exc.message}", **{**exc.context, "path": str(path)}) from exc
+        raise ConfigError(f"ranking file: {exc.message}", **{**exc.context, "path": text}) from exc
     return ServiceRanking(default=default, proxy=proxy)
+
+
+def _pick_variant(data: Mapping[str, Any], name: str | None, path: str) -> dict[str, Any]:
+    """One variant of a variants file (plus the file's top-level ``proxy`` entry, if any)."""
+    from mmsearch.exceptions import ConfigError
+
+    items = data["variants"]
+    if not isinstance(items, list) or not all(isinstance(item, Mapping) for item in items) or not items:
+        raise ConfigError("ranking file: variants must be a non-empty list of ranking configs", path=path)
+    names = [str(item.get("name", "")) for item in items]
+    if name is None and len(items) > 1:
+        raise ConfigError("ranking file holds several variants: name one as FILE:NAME", path=path, variants=names)
+    chosen = items[0] if name is None else next((i for i in items if i.get("name") == name), None)
+    if chosen is None:
+        raise ConfigError("no such variant in the ranking file", path=path, variant=name, variants=names)
+    extra = {"proxy": data["proxy"]} if "proxy" in data else {}
+    return {**dict(chosen), **extra}

@@ -80,3 +80,20 @@ def test_serve_refuses_a_bad_ranking_file_before_starting_workers(tmp_path: Path
         monkeypatch.delenv(name, raising=False)
     assert main(["serve", "--model", str(tmp_path), "--ranking", str(bad)]) == 2
     assert "ranking file" in capsys.readouterr().err
+
+
+def test_a_tuned_variants_file_can_be_deployed_as_is(tmp_path: Path) -> None:
+    """``mmsearch eval tune`` writes {variants: [...]}: FILE:NAME picks one; a single variant needs no name."""
+    repo_tuned = Path(__file__).resolve().parents[2] / "docs" / "relevance" / "variants" / "tuned.yaml"
+    loaded = load_service_ranking(f"{repo_tuned}:tuned-hybrid")
+    assert loaded.default.name == "tuned-hybrid" and loaded.default.legs == {"bm25": 0.5, "text_text": 1.0}
+    several = _write(tmp_path, "v.json", json.dumps({"variants": [{"name": "a", "rrf_k": 10}, {"name": "b"}],
+                                                     "proxy": "off"}))
+    picked = load_service_ranking(f"{several}:a")
+    assert (picked.default.name, picked.default.rrf_k, picked.proxy) == ("a", 10, {"off": True})
+    with pytest.raises(ConfigError, match="several variants"):
+        load_service_ranking(several)
+    with pytest.raises(ConfigError, match="no such variant"):
+        load_service_ranking(f"{several}:zzz")
+    single = _write(tmp_path, "one.yaml", "variants:\n- name: only\n  method: linear\n")
+    assert load_service_ranking(single).default.method == "linear"
