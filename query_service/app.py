@@ -21,9 +21,9 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from mmsearch import retries
 from mmsearch.exceptions import ClusterUnavailableError, MMSearchError, PayloadTooLargeError, RequestValidationError
 from query_service import proxy, queries, validation
-from query_service.jsonio import OrjsonProvider, dumps_bytes, loads
 from query_service.engine import EngineOptions, LegRun, SearchEngine
 from query_service.fusion import paginate
+from query_service.jsonio import OrjsonProvider, dumps_bytes, loads
 from query_service.metrics import ServiceMetrics
 from query_service.ranking import LEGS, MAX_SIZE, RankingConfig, SearchRequest
 from query_service.validation import ServiceLimits
