@@ -14,7 +14,7 @@ I/O around them and the degradation rules:
 from __future__ import annotations
 
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,9 +85,13 @@ class SearchEngine:
 
     # -- encoding -----------------------------------------------------------------------
 
-    def _await(self, what: str, future: Future[np.ndarray], deadline: float, degraded: list[str]) -> np.ndarray | None:
+    def _encode(self, what: str, call: Any, degraded: list[str]) -> np.ndarray | None:
+        if self.encoder is None:
+            degraded.append(f"{what}: no model loaded")
+            return None
+        future = self._pool.submit(call)
         try:
-            return future.result(timeout=max(0.0, deadline - time.perf_counter()))
+            return future.result(timeout=self.options.encoder_timeout_s)
         except FutureTimeout:
             degraded.append(f"{what}: encoder timed out after {self.options.encoder_timeout_s:g}s")
         except ImageDecodeError:
@@ -98,33 +102,19 @@ class SearchEngine:
 
     def encode(self, request: SearchRequest, ranking: RankingConfig,
                degraded: list[str]) -> dict[str, np.ndarray]:
-        """Query vectors by modality. Text and photo are encoded at the same time, each within
-        ``encoder_timeout_s`` of the start; a failed or late modality is named in ``degraded``."""
         wanted = {LEGS[leg][0] for leg in self.active_legs(request, ranking) if LEGS[leg][1]}
-        want_text = "text" in wanted and bool(request.text)
-        want_image = "image" in wanted and request.image is not None
-        if self.encoder is None:
-            degraded.extend(f"{what}: no model loaded" for what, wanted_now in
-                            (("text_vector", want_text), ("image_vector", want_image)) if wanted_now)
-            return {}
-        # Decode first, here: a bad image is the client's error (400) and must fail before any encoding.
-        image = self.encoder.load_image(request.image) if want_image else None
-        deadline = time.perf_counter() + self.options.encoder_timeout_s
-        texts = [request.text] + ([request.negative_text] if request.negative_text else []) if want_text else []
-        jobs: dict[str, Future[np.ndarray]] = {}
-        if want_text:
-            jobs["text_vector"] = self._pool.submit(self.encoder.encode_texts, texts)
-        if want_image:
-            jobs["image_vector"] = self._pool.submit(self.encoder.encode_images, [image])
         vectors: dict[str, np.ndarray] = {}
-        for what, future in jobs.items():
-            encoded = self._await(what, future, deadline, degraded)
-            if encoded is None:
-                continue
-            if what == "text_vector":
+        if "text" in wanted and request.text:
+            texts = [request.text] + ([request.negative_text] if request.negative_text else [])
+            encoded = self._encode("text_vector", lambda: self.encoder.encode_texts(texts), degraded)
+            if encoded is not None:
                 negative = encoded[1] if len(encoded) > 1 else None
                 vectors["text"] = queries.combine_query_vector(encoded[0], negative, ranking.negative_weight)
-            else:
+        if "image" in wanted and request.image is not None:
+            # Decode once, here: a bad image is the client's error (400), not an encoder failure to degrade.
+            image = self.encoder.load_image(request.image) if self.encoder is not None else None
+            encoded = self._encode("image_vector", lambda: self.encoder.encode_images([image]), degraded)
+            if encoded is not None:
                 vectors["image"] = encoded[0]
         return vectors
 
