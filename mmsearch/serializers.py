@@ -12,26 +12,25 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from elasticsearch.serializer import JsonSerializer, NdjsonSerializer
 
-_OPTIONS = orjson.OPT_SERIALIZE_NUMPY  # vectors may arrive as numpy arrays or numpy scalars
+from mmsearch import jsoncodec  # orjson, falling back to the standard library where orjson refuses
 
 
 class OrjsonJsonSerializer(JsonSerializer):
     def json_dumps(self, data: Any) -> bytes:
-        return orjson.dumps(data, default=self.default, option=_OPTIONS)
+        return jsoncodec.dumps(data, default=self.default)
 
     def json_loads(self, data: bytes) -> Any:
-        return orjson.loads(data)
+        return jsoncodec.loads(data)
 
 
 class OrjsonNdjsonSerializer(NdjsonSerializer):
     def json_dumps(self, data: Any) -> bytes:
-        return orjson.dumps(data, default=self.default, option=_OPTIONS)
+        return jsoncodec.dumps(data, default=self.default)
 
     def json_loads(self, data: bytes) -> Any:
-        return orjson.loads(data)
+        return jsoncodec.loads(data)
 
 
 def client_serializers() -> dict[str, Any]:

@@ -224,9 +224,11 @@ def create_app(settings: Any, *, es: Any = None, encoder: Any = None, experiment
             g.variant = "passthrough"
             return _forward(f"/{index}/_search", reason=plan.reason)
         g.variant = f"proxy:{ranking.name}"
-        return _es_json(_hybrid_proxy(index, body or {}, plan, ranking), 200)
+        return _es_json(*_hybrid_proxy(index, body or {}, plan, ranking))
 
-    def _hybrid_proxy(index: str, body: dict[str, Any], plan: proxy.ProxyPlan, ranking: RankingConfig) -> dict:
+    def _hybrid_proxy(index: str, body: dict[str, Any], plan: proxy.ProxyPlan,
+                      ranking: RankingConfig) -> tuple[dict[str, Any], int]:
+        """(ES-shaped body, HTTP status) of a proxied search run as hybrid."""
         start = time.perf_counter()
         degraded: list[str] = []
         text_request = SearchRequest(text=plan.text)
@@ -249,9 +251,12 @@ def create_app(settings: Any, *, es: Any = None, encoder: Any = None, experiment
         for leg, response in zip(bodies, responses):
             reason = queries.leg_error_reason(response)
             if reason is not None:
-                degraded.append(f"leg:{leg}: {reason}")
                 if leg == "bm25":
+                    status = int(response.get("status") or 500)
+                    if 400 <= status < 500:  # the app's own request is invalid: answer as Elasticsearch would
+                        return {"error": response["error"], "status": status}, status
                     raise ClusterUnavailableError("the lexical leg failed", reason=reason)
+                degraded.append(f"leg:{leg}: {reason}")
                 continue
             if leg == "bm25":
                 lexical = response
@@ -269,7 +274,7 @@ def create_app(settings: Any, *, es: Any = None, encoder: Any = None, experiment
         took = int((time.perf_counter() - start) * 1000)
         return proxy.shape_response(index, page, run.sources, index_of, lexical, len(fused), took,
                                     {"variant": ranking.name, "legs": sorted(run.legs), "degraded": degraded},
-                                    max_score=fused[0].score if fused else None, extras=extras)
+                                    max_score=fused[0].score if fused else None, extras=extras), 200
 
     @app.route("/", defaults={"path": ""}, methods=["GET", "HEAD"], endpoint="passthrough")
     @app.route("/<path:path>", methods=["GET", "POST", "PUT", "DELETE", "HEAD"], endpoint="passthrough")

@@ -13,10 +13,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-import orjson
 from flask.json.provider import JSONProvider
 
-_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+from mmsearch import jsoncodec
 
 
 def _default(value: Any) -> Any:
@@ -28,12 +27,12 @@ def _default(value: Any) -> Any:
 
 
 def dumps_bytes(value: Any) -> bytes:
-    return orjson.dumps(value, default=_default, option=_OPTIONS)
+    return jsoncodec.dumps(value, default=_default)
 
 
 def loads(data: str | bytes) -> Any:
-    """Parse JSON; invalid input raises ``ValueError`` (orjson's error subclasses it)."""
-    return orjson.loads(data)
+    """Parse JSON; invalid input (and NaN/Infinity) raises ``ValueError``."""
+    return jsoncodec.loads(data)
 
 
 class OrjsonProvider(JSONProvider):

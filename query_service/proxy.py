@@ -69,15 +69,19 @@ def extract_text(query: Any) -> str | None:
 def filter_of(query: Any) -> list[dict[str, Any]] | None:
     """Every non-scoring constraint of the query as kNN pre-filter clauses, so vector hits obey the
     same restrictions as the lexical leg: ``filter`` and ``must_not`` at every level of ``bool.must``.
-    None when a constraint cannot be expressed that way (``minimum_should_match``): pass through."""
+    None when a constraint cannot be expressed that way (``minimum_should_match``) or is not a
+    query object at all (malformed: Elasticsearch should report it): pass through."""
     if not (isinstance(query, Mapping) and isinstance(query.get("bool"), Mapping)):
         return []
     clause = query["bool"]
     if "minimum_should_match" in clause:
         return None
-    out = [dict(c) for c in _as_list(clause.get("filter"))]
-    if clause.get("must_not"):
-        out.append({"bool": {"must_not": _as_list(clause["must_not"])}})
+    filters, must_not = _as_list(clause.get("filter")), _as_list(clause.get("must_not"))
+    if not all(isinstance(c, Mapping) for c in filters + must_not):
+        return None
+    out = [dict(c) for c in filters]
+    if must_not:
+        out.append({"bool": {"must_not": must_not}})
     for sub in _as_list(clause.get("must")):
         nested = filter_of(sub)
         if nested is None:
@@ -125,7 +129,7 @@ def plan(body: Mapping[str, Any] | None, params: Mapping[str, str], options: Map
         return ProxyPlan(False, f"from+size beyond the fused depth {depth}")
     knn_filter = filter_of(body.get("query"))
     if knn_filter is None:
-        return ProxyPlan(False, "minimum_should_match cannot be applied to the vector legs")
+        return ProxyPlan(False, "minimum_should_match or a malformed filter cannot be applied to the vector legs")
     if body.get("post_filter"):
         knn_filter.append(dict(body["post_filter"]))
     return ProxyPlan(True, text=text, knn_filter=knn_filter, offset=offset, size=size)

@@ -59,3 +59,23 @@ def test_flask_provider_rejects_invalid_json_and_nan_input() -> None:
     for raw in (b"{", b'{"a": NaN}', b"\xff"):
         response = client.post("/echo", data=raw, content_type="application/json")
         assert response.status_code == 400, raw
+
+
+def test_integers_beyond_64_bits_fall_back_to_the_standard_library() -> None:
+    """orjson refuses them; they are valid JSON (a client's absurd size, an ES unsigned_long)."""
+    from mmsearch import jsoncodec
+
+    assert jsoncodec.loads(b'{"size": 100000000000000000000}') == {"size": 10**20}
+    assert jsoncodec.dumps({"size": 10**20, "t": "ä"}) == '{"size":100000000000000000000,"t":"ä"}'.encode()
+    serializers = Settings.load(environ={}, es_hosts="http://127.0.0.1:9200").client_kwargs()["serializers"]
+    assert serializers["application/json"].loads(serializers["application/json"].dumps({"v": 2**64})) == {"v": 2**64}
+
+
+def test_nan_and_garbage_are_rejected_on_both_paths() -> None:
+    import pytest
+
+    from mmsearch import jsoncodec
+
+    for raw in (b'{"a": NaN}', b'{"a": Infinity, "b": 100000000000000000000}', b"{", b"\xff"):
+        with pytest.raises(ValueError):
+            jsoncodec.loads(raw)

@@ -433,3 +433,30 @@ def test_default_ranking_and_proxy_options_come_from_the_deployment() -> None:
     # ... and a request's own header replaces the configured options.
     on = client.post(f"/{ALIAS}/_search", json=body, headers={"X-Hybrid-Options": '{"name": "per-request"}'})
     assert "X-Hybrid" not in on.headers and on.get_json()["_hybrid"]["variant"] == "per-request"
+
+
+def test_huge_integers_are_a_400_not_a_500() -> None:
+    client = _app(encoder=FakeEncoder()).test_client()
+    for response in (client.get("/search?q=shirt&size=100000000000000000000"),
+                     client.get("/search?q=shirt&from=100000000000000000000"),
+                     client.post("/search", data=b'{"text": "x", "size": 100000000000000000000}',
+                                 content_type="application/json")):
+        assert response.status_code == 400, response.data
+        assert response.get_json()["error"] == "RequestValidationError"
+
+
+def test_proxy_passes_a_malformed_filter_through_for_elasticsearch_to_report() -> None:
+    es = FakeES()
+    body = {"query": {"bool": {"must": [{"match": {"title": "red"}}], "filter": [True, "x"]}}}
+    response = _app(es, encoder=FakeEncoder()).test_client().post(f"/{ALIAS}/_search", json=body)
+    assert response.status_code == 200 and response.headers["X-Hybrid"].startswith("passthrough")
+    assert es.forwarded == [("POST", f"/{ALIAS}/_search")]
+
+
+def test_proxy_answers_a_rejected_app_query_with_elasticsearchs_own_4xx() -> None:
+    error = {"error": {"type": "x_content_parse_exception", "reason": "[1:20] unknown field [zzz]"}, "status": 400}
+    es = FakeES([error, _hits(("a", 0.9))])
+    response = _app(es, encoder=FakeEncoder()).test_client().post(
+        f"/{ALIAS}/_search", json={"query": {"match": {"title": "red"}}, "aggs": {"zzz": 1}})
+    assert response.status_code == 400
+    assert response.get_json() == error and response.headers["X-Elastic-Product"] == "Elasticsearch"
