@@ -340,3 +340,20 @@ def test_native_retriever_request_falls_back_visibly_where_unavailable(client: A
     else:  # the integ-test node: no rank-rrf, basic license
         assert result["fusion"]["method"] == "rrf"
         assert any(d.startswith("native_retriever: unavailable") for d in result["degraded"])
+
+
+def test_proxy_reports_elasticsearchs_own_errors_for_a_bad_app_query(service_url: str, es: Any) -> None:
+    """A query ES rejects must fail through the proxy exactly as it fails against ES: same class, status, type."""
+    from elasticsearch import BadRequestError, Elasticsearch
+
+    app_client = Elasticsearch(service_url)
+    bad_agg = {"query": {"match": {"title": "blue shirt"}}, "size": 5,
+               "aggs": {"t": {"terms": {"field": "title"}}}}  # a text field: ES refuses to aggregate it
+    malformed_filter = {"query": {"bool": {"must": [{"match": {"title": "shirt"}}], "filter": [True]}}, "size": 5}
+    for body in (bad_agg, malformed_filter):
+        with pytest.raises(BadRequestError) as direct:
+            es.search(index=ALIAS, **body)
+        with pytest.raises(BadRequestError) as proxied:
+            app_client.search(index=ALIAS, **body)
+        assert proxied.value.meta.status == direct.value.meta.status == 400
+        assert proxied.value.error == direct.value.error  # ES's error type, e.g. illegal_argument_exception
