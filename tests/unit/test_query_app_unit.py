@@ -460,3 +460,38 @@ def test_proxy_answers_a_rejected_app_query_with_elasticsearchs_own_4xx() -> Non
         f"/{ALIAS}/_search", json={"query": {"match": {"title": "red"}}, "aggs": {"zzz": 1}})
     assert response.status_code == 400
     assert response.get_json() == error and response.headers["X-Elastic-Product"] == "Elasticsearch"
+
+
+def test_random_bad_input_never_gets_a_5xx() -> None:
+    """Seeded fuzz of POST /search, GET /search and the proxy: every answer is < 500 (found three bugs)."""
+    import random
+
+    client = _app(FakeES(), encoder=FakeEncoder()).test_client()
+    rng = random.Random(20261125)
+    atoms: list[Any] = [None, True, False, 0, -1, 1, 10**20, 1.5, "", "x", "red shirt", [], {}, [1, "a"], {"a": 1},
+                        "ä" * 600]
+    keys = ["text", "image_base64", "negative_text", "filters", "size", "from", "facets", "text_weight",
+            "image_weight", "explain", "user_id", "ranking", "zzz", "legs", "method", "depth", "gender", "year"]
+
+    def value(depth: int = 0) -> Any:
+        roll = rng.random()
+        if depth < 2 and roll < 0.2:
+            return {rng.choice(keys): value(depth + 1) for _ in range(rng.randint(0, 3))}
+        if depth < 2 and roll < 0.3:
+            return [value(depth + 1) for _ in range(rng.randint(0, 3))]
+        return rng.choice(atoms)
+
+    for _ in range(600):
+        body = {k: value() for k in rng.sample(keys, rng.randint(0, 6))}
+        if rng.random() < 0.5:
+            body["text"] = "red shirt"
+        assert client.post("/search", json=body).status_code < 500, body
+        args = {rng.choice(["q", "size", "from", "facets", "filter.gender", "filter.year.gte", "filter.a.b.c",
+                            "explain", "zz"]): str(rng.choice(atoms)) for _ in range(3)}
+        assert client.get("/search", query_string=args).status_code < 500, args
+        dsl = {"query": {"bool": {"must": [{"match": {"title": rng.choice(["red", {"query": "x"}, 3, None])}}],
+                                  "filter": value(1)}},
+               "size": rng.choice([0, 5, -1, "x", 10**6, 10**20]), "aggs": value(1)}
+        header = rng.choice(["", "off", "{}", '{"method": "linear"}', "[1]", "{bad", '{"depth": -1}'])
+        response = client.post(f"/{ALIAS}/_search", json=dsl, headers={"X-Hybrid-Options": header})
+        assert response.status_code < 500, (dsl, header)
