@@ -13,12 +13,18 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 from flask.json.provider import JSONProvider
 
 from mmsearch import jsoncodec
 
 
 def _default(value: Any) -> Any:
+    # numpy is handled by orjson itself; these cover the standard-library fallback (jsoncodec).
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
     if isinstance(value, Decimal):
         return float(value)
     if hasattr(value, "__html__"):

@@ -79,3 +79,11 @@ def test_nan_and_garbage_are_rejected_on_both_paths() -> None:
     for raw in (b'{"a": NaN}', b'{"a": Infinity, "b": 100000000000000000000}', b"{", b"\xff"):
         with pytest.raises(ValueError):
             jsoncodec.loads(raw)
+
+
+def test_the_fallback_path_still_writes_numpy_values() -> None:
+    from query_service.jsonio import dumps_bytes
+
+    # A big integer forces the standard-library path; numpy values must survive it too.
+    assert dumps_bytes({"n": 10**20, "v": np.asarray([1.5], dtype=np.float32), "s": np.int64(3)}) == \
+        b'{"n":100000000000000000000,"v":[1.5],"s":3}'
