@@ -215,7 +215,9 @@ def build_index_body(spec: IndexSpec) -> dict[str, Any]:
     properties = body["mappings"]["properties"]
     for name in VECTOR_FIELDS:
         properties[name] = vector_field(spec.model.dim, spec.vectors)
-    body["mappings"]["_meta"] = index_meta(spec)
+    # Catalog builds write _id = the product's ``id`` (a keyword, so doc values): the query
+    # engine may then read ids from doc values instead of loading each hit's stored _id.
+    body["mappings"]["_meta"] = index_meta(spec, {"doc_id_field": "id"})
     return body
 
 

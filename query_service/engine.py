@@ -44,6 +44,9 @@ class EngineOptions:
     #: With two or more legs, legs return ids + scores only and the page's _source is
     #: fetched after fusion (queries.ids_only, SearchEngine.lean_for).
     lean_legs: bool = True
+    #: How long the alias's declared doc-values id field (index ``_meta.doc_id_field``) is trusted
+    #: before it is looked up again; hits are checked one by one as well (queries.restore_ids).
+    id_field_ttl_s: float = 30.0
 
     def __post_init__(self) -> None:
         if self.encoder_timeout_s <= 0 or self.leg_timeout_ms <= 0:
@@ -82,6 +85,9 @@ class SearchEngine:
         # es.options() copies the client (~0.3 ms per call), so the per-leg-timeout client is built once.
         self._legs_es = es.options(request_timeout=self.options.leg_timeout_ms / 1000.0 + 5)
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="encode")
+        self._id_fields: dict[str, str | None] = {}  # concrete index -> its _meta.doc_id_field
+        self._alias_id_field: str | None = None
+        self._id_field_checked_until = 0.0
 
     # -- encoding -----------------------------------------------------------------------
 
@@ -133,7 +139,7 @@ class SearchEngine:
         return active
 
     def _leg_bodies(self, request: SearchRequest, ranking: RankingConfig, weights: dict[str, float],
-                    vectors: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
+                    vectors: dict[str, np.ndarray], id_field: str | None = None) -> dict[str, dict[str, Any]]:
         bodies = {}
         timeout = self.options.leg_timeout_ms
         for leg in weights:
@@ -145,7 +151,7 @@ class SearchEngine:
                 bodies[leg] = queries.knn_body(field_name, vectors[modality], ranking, request.filters,
                                                timeout_ms=timeout)
         if self.lean_for(len(bodies)):
-            bodies = {leg: queries.ids_only(body, request.facets) for leg, body in bodies.items()}
+            bodies = {leg: queries.ids_only(body, request.facets, id_field) for leg, body in bodies.items()}
         return bodies
 
     def lean_for(self, legs: int) -> bool:
@@ -153,6 +159,29 @@ class SearchEngine:
         ranking, and its own ``_source`` is cheaper than a second round trip (measured:
         docs/benchmarks.md, "Query latency: what changed")."""
         return self.options.lean_legs and legs > 1
+
+    def _id_field(self) -> str | None:
+        """The doc-values field that equals ``_id`` in every index behind the alias, or None.
+
+        Catalog builds declare it (``_meta.doc_id_field``: they write ``_id`` = ``id``); an
+        enriched legacy index does not, and gets the ordinary path. Looked up again after
+        ``id_field_ttl_s``; a lookup failure only means the ordinary path.
+        """
+        now = time.monotonic()
+        if now < self._id_field_checked_until:
+            return self._alias_id_field
+        field = None
+        try:
+            response = self.es.indices.get_mapping(index=self.index)
+            body = response.body if hasattr(response, "body") else response
+            for name, info in body.items():
+                self._id_fields[name] = ((info.get("mappings") or {}).get("_meta") or {}).get("doc_id_field")
+            declared = {self._id_fields[name] for name in body}
+            field = declared.pop() if len(declared) == 1 else None
+        except Exception:  # an optimisation only: any failure (or a fake client) means the ordinary path
+            field = None
+        self._alias_id_field, self._id_field_checked_until = field, now + self.options.id_field_ttl_s
+        return field
 
     def _msearch(self, bodies: dict[str, dict[str, Any]], index: str | None = None) -> list[dict[str, Any]]:
         from elasticsearch import ApiError, NotFoundError, TransportError
@@ -175,13 +204,23 @@ class SearchEngine:
         weights = self.active_legs(request, ranking)
         vectors = self.encode(request, ranking, run.degraded)
         run.took_ms["encode"] = _ms(start)
-        bodies = self._leg_bodies(request, ranking, weights, vectors)
+        id_field = self._id_field() if self.lean_for(len(weights)) else None
+        bodies = self._leg_bodies(request, ranking, weights, vectors, id_field)
         run.weights = {leg: weights[leg] for leg in bodies}
         run.lean = self.lean_for(len(bodies))
         if not bodies:
             raise EncoderUnavailableError("no leg can answer this request", degraded=run.degraded)
         es_start = time.perf_counter()
-        for leg, response in zip(bodies, self._msearch(bodies)):
+        responses = self._msearch(bodies)
+        if run.lean and id_field is not None and not all(
+                queries.restore_ids(r, self._id_fields, id_field, id_field in request.facets)
+                for r in responses if queries.leg_error_reason(r) is None):
+            # A hit from an index that does not declare the field (the alias moved since the last
+            # look): forget the field and run the legs the ordinary way.
+            self._id_field_checked_until = 0.0
+            bodies = self._leg_bodies(request, ranking, weights, vectors)
+            responses = self._msearch(bodies)
+        for leg, response in zip(bodies, responses):
             reason = queries.leg_error_reason(response)
             if reason is not None:
                 run.degraded.append(f"leg:{leg}: {reason}")

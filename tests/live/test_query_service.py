@@ -357,3 +357,36 @@ def test_proxy_reports_elasticsearchs_own_errors_for_a_bad_app_query(service_url
             app_client.search(index=ALIAS, **body)
         assert proxied.value.meta.status == direct.value.meta.status == 400
         assert proxied.value.error == direct.value.error  # ES's error type, e.g. illegal_argument_exception
+
+
+def test_doc_value_ids_give_the_same_results_and_recover_from_an_undeclared_index(
+        es: Any, search_index: str, search_settings: Settings, encoder: Any) -> None:
+    """Catalog builds declare _meta.doc_id_field; the lean legs then skip stored _id reads. Same hits,
+    scores and facets as the ordinary path, and a hit from an index that does not declare the field
+    makes the engine fall back instead of trusting it."""
+    sent: list[list[dict[str, Any]]] = []
+
+    class Spy(SearchEngine):
+        def _msearch(self, bodies: dict[str, dict[str, Any]], index: str | None = None) -> list[dict[str, Any]]:
+            sent.append(list(bodies.values()))
+            return super()._msearch(bodies, index)
+
+    request = SearchRequest(text="blue jeans", size=10, facets=("gender", "base_colour"), explain=True)
+    fast = Spy(es, encoder, search_settings)
+    assert fast._id_field() == "id"
+    fast_result = fast.search(request, RankingConfig())
+    assert len(sent) == 1 and all(body["stored_fields"] == "_none_" for body in sent[0])
+
+    plain = SearchEngine(es, encoder, search_settings)
+    plain._id_field_checked_until = float("inf")  # as for an index without the declaration
+    plain_result = plain.search(request, RankingConfig())
+    for key in ("hits", "facets", "total"):
+        assert fast_result[key] == plain_result[key], key
+    assert all(hit["_source"].get("title") for hit in fast_result["hits"])
+
+    sent.clear()
+    stale = Spy(es, encoder, search_settings)
+    stale._alias_id_field, stale._id_field_checked_until = "id", float("inf")  # believes it, knows no index
+    stale_result = stale.search(request, RankingConfig())
+    assert len(sent) == 2 and "stored_fields" not in sent[1][0]  # re-ran the ordinary way
+    assert stale_result["hits"] == plain_result["hits"] and stale._id_field_checked_until == 0.0

@@ -81,6 +81,12 @@ def test_meta_records_model_schema_and_creation():
     assert meta["model_identity"] == "a" * 64 and meta["model_name"] == "test-model" and meta["model_dim"] == 256
     assert meta["schema_version"] == SCHEMA_VERSION and meta["source"] == "unit"
     assert meta["created_at"].endswith("+00:00")
+    # Catalog builds write _id = id, so the query engine may read ids from doc values.
+    assert meta["doc_id_field"] == "id" and build_index_body(_spec())["mappings"]["properties"]["id"]["type"] == \
+        "keyword"
+    # An enriched legacy index keeps its own _ids: no such promise.
+    assert "doc_id_field" not in build_enriched_body({"properties": {"sku": {"type": "keyword"}}}, {}, _spec())[
+        "mappings"]["_meta"]
 
 
 def test_standard_branch_without_analysis_common():

@@ -240,3 +240,29 @@ def test_parse_leg_response_takes_doc_values_when_there_is_no_source() -> None:
     ranked, sources = queries.parse_leg_response(response)
     assert ranked == [("a", 2.0), ("b", 1.0)]
     assert sources == {"a": {"gender": ["Men"]}, "b": {"gender": "Women"}}  # _source wins when both exist
+
+
+def test_ids_only_with_a_doc_values_id_loads_no_stored_fields() -> None:
+    body = {"query": {"match_all": {}}, "size": 100, "_source": ["title"]}
+    lean = queries.ids_only(body, ["gender", "id"], id_field="id")
+    assert lean["stored_fields"] == "_none_" and "_source" not in lean  # ES refuses _source with _none_
+    assert lean["docvalue_fields"] == ["id", "gender"]
+
+
+def test_restore_ids_trusts_only_indices_that_declare_the_field() -> None:
+    def response() -> dict:
+        return {"hits": {"hits": [{"_index": "p-v2", "_score": 2.0, "fields": {"id": ["7"], "gender": ["Men"]}},
+                                  {"_index": "p-v2", "_score": 1.0, "fields": {"id": ["9"]}}]}}
+
+    ok = response()
+    assert queries.restore_ids(ok, {"p-v2": "id"}, "id", keep_field=False)
+    assert [(h["_id"], h["fields"]) for h in ok["hits"]["hits"]] == [("7", {"gender": ["Men"]}), ("9", {})]
+    kept = response()
+    assert queries.restore_ids(kept, {"p-v2": "id"}, "id", keep_field=True)
+    assert kept["hits"]["hits"][0]["fields"]["id"] == ["7"]  # asked for as a facet too
+    for known in ({}, {"p-v2": None}, {"p-v1": "id"}):  # unknown index, or one without the field
+        untouched = response()
+        assert not queries.restore_ids(untouched, known, "id", keep_field=False)
+        assert all("_id" not in h for h in untouched["hits"]["hits"])
+    missing = {"hits": {"hits": [{"_index": "p-v2", "_score": 1.0, "fields": {}}]}}
+    assert not queries.restore_ids(missing, {"p-v2": "id"}, "id", keep_field=False)
