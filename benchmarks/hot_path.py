@@ -12,6 +12,9 @@ run against two revisions of the code):
   (3 x ``depth`` hits), and the same plus the breakdown of one page of 10 hits (what
   ``explain=true`` reads). Minimum over repeats of the mean per call: the cost without
   scheduler noise.
+* ``doc_value_ids``: three ids-only legs in one ``_msearch`` loading each hit's stored ``_id``
+  vs reading it from the ``id`` doc values (``queries.ids_only(..., id_field="id")``), alternating
+  query by query (the index must be a catalog build: ``_id`` = ``id``).
 * ``json``: serialising a real ``/search`` response with Flask's default provider vs
   ``query_service.jsonio.OrjsonProvider`` (minimum over repeats).
 
@@ -43,10 +46,36 @@ from query_service.ranking import RankingConfig  # noqa: E402
 LEG_FIELDS = {"bm25": None, "text_text": "text_vector", "text_image": "image_vector"}
 
 
-def leg_bodies(text: str, vector: Any, ranking: RankingConfig) -> list[dict[str, Any]]:
+def leg_bodies(text: str, vector: Any, ranking: RankingConfig, id_field: str | None = None) -> list[dict[str, Any]]:
     return [queries.ids_only(queries.bm25_body(text, ranking, {}, timeout_ms=2000) if field is None
-                             else queries.knn_body(field, vector, ranking, {}, timeout_ms=2000))
+                             else queries.knn_body(field, vector, ranking, {}, timeout_ms=2000), id_field=id_field)
             for field in LEG_FIELDS.values()]
+
+
+def measure_doc_value_ids(settings: Settings, alias: str, texts: list[str], vectors: Any, ranking: RankingConfig,
+                          passes: int) -> dict[str, Any]:
+    es = settings.es_client()
+    variants = {"stored_id": None, "doc_value_id": "id"}
+    first = es.msearch(searches=queries.msearch_payload(alias, leg_bodies(texts[0], vectors[0], ranking)))
+    lean = es.msearch(searches=queries.msearch_payload(alias, leg_bodies(texts[0], vectors[0], ranking, "id")))
+    same = [[h["_id"] for h in r["hits"]["hits"]] for r in first["responses"]] == \
+        [[h["fields"]["id"][0] for h in r["hits"]["hits"]] for r in lean["responses"]]
+    per_pass: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(passes):
+        samples: dict[str, list[float]] = {name: [] for name in variants}
+        for i, (text, vector) in enumerate(zip(texts, vectors)):
+            order = list(variants.items()) if i % 2 else list(reversed(variants.items()))
+            for name, id_field in order:
+                bodies = leg_bodies(text, vector, ranking, id_field)
+                start = time.perf_counter()
+                es.msearch(searches=queries.msearch_payload(alias, bodies))
+                samples[name].append((time.perf_counter() - start) * 1000)
+        for name, values in samples.items():
+            per_pass[name].append(statistics.median(values))
+    row: dict[str, Any] = {name: round(statistics.median(values), 3) for name, values in per_pass.items()}
+    row["doc_value_vs_stored"] = round(row["doc_value_id"] / row["stored_id"], 3)
+    row["same_ids_in_the_same_order"] = same
+    return row
 
 
 def best_mean_ms(call: Any, calls: int = 200, repeats: int = 7) -> float:
@@ -153,7 +182,7 @@ def main() -> None:
     parser.add_argument("--alias", required=True)
     parser.add_argument("--queries", type=int, default=80)
     parser.add_argument("--passes", type=int, default=3)
-    parser.add_argument("--only", choices=("client", "fusion", "json"))
+    parser.add_argument("--only", choices=("client", "fusion", "json", "doc_value_ids"))
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     catalog = default_catalog_dir()
@@ -172,6 +201,8 @@ def main() -> None:
         result["fusion"] = measure_fusion(real_legs(settings, args.alias, texts, vectors, ranking))
     if args.only in (None, "client"):
         result["client"] = measure_client(settings, args.alias, texts, vectors, ranking, args.passes)
+    if args.only in (None, "doc_value_ids"):
+        result["doc_value_ids"] = measure_doc_value_ids(settings, args.alias, texts, vectors, ranking, args.passes)
     if args.only in (None, "json"):
         result["json"] = measure_json(settings, args.alias, encoder, texts[0])
     result["load_avg_after"] = os.getloadavg()
