@@ -180,6 +180,11 @@ def main() -> None:
     # The raw phase encodes with the settings a serving worker uses, so "encode" means the same on both sides.
     encoder = Encoder.load(args.model, **serving_runtime_options(os.environ))
     options = EngineOptions()
+    # The engine reads ids from doc values when the index declares _meta.doc_id_field; so does the raw phase.
+    from query_service.engine import SearchEngine
+
+    probe_engine = SearchEngine(es, None, settings, options=options)
+    id_field, id_fields = probe_engine._id_field(), probe_engine._id_fields
     from mmsearch.capabilities import detect_capabilities
 
     if args.gunicorn:
@@ -256,13 +261,16 @@ def main() -> None:
                                   else queries.knn_body(field, vectors[modality], config, {},
                                                         timeout_ms=options.leg_timeout_ms))
                 lean = options.lean_legs and len(bodies) > 1  # as SearchEngine.lean_for decides
-                if lean:  # exactly what the engine sends: ids-only legs, then the page's sources
-                    bodies = [queries.ids_only(body) for body in bodies]
+                if lean:  # exactly what the engine sends: ids-only legs (doc-value ids if declared), then the page
+                    bodies = [queries.ids_only(body, id_field=id_field) for body in bodies]
                 start = time.perf_counter()
                 response = es.msearch(searches=queries.msearch_payload(alias, bodies))
                 assert all("error" not in r for r in response["responses"]), response["responses"]
                 if lean:
-                    page = [doc_id for doc_id, _ in queries.parse_leg_response(response["responses"][0])[0][:10]]
+                    first = response["responses"][0]
+                    if id_field is not None:
+                        assert queries.restore_ids(first, id_fields, id_field, keep_field=False)
+                    page = [doc_id for doc_id, _ in queries.parse_leg_response(first)[0][:10]]
                     es.search(index=alias, **queries.page_sources_body(page))
                 es_ms = (time.perf_counter() - start) * 1000
                 return {"encode_ms": encode_ms, "es_ms": es_ms}
@@ -322,7 +330,7 @@ def main() -> None:
         (f" --gunicorn {args.gunicorn}" if args.gunicorn else "")
     summary = {
         "command": command, "started": started.isoformat(timespec="seconds"), "alias": alias, "index_docs": docs,
-        "gunicorn": args.gunicorn, "lean_legs": options.lean_legs, "interleaved": True,
+        "gunicorn": args.gunicorn, "lean_legs": options.lean_legs, "interleaved": True, "doc_value_ids": id_field,
         "model": f"{encoder.name} {encoder.manifest.get('version', '')} ({encoder.identity[:12]})",
         "docs_with_image_vector": with_image_vector, "cpus": os.cpu_count(),
         "load_avg_before": load_before, "load_avg_after": load_after, "qps": args.qps, "image_qps": args.image_qps,
@@ -376,7 +384,9 @@ def render(summary: dict[str, Any]) -> str:
         f"{summary['workers']} in flight; dev queries from `dev_queries.jsonl`, photos of indexed products; "
         f"`size` 10, `depth` {summary['depth']}, `num_candidates` {max(200, summary['depth'])}, RRF, no filters. "
         + ("With two or more legs, legs are ids-only (`queries.ids_only`) and the page's `_source` is fetched "
-           "after fusion; raw phase: encoder alone, then one client `_msearch` with the same bodies followed by "
+           "after fusion" + (f" (ids from the `{summary['doc_value_ids']}` doc values: the index declares "
+                             "`_meta.doc_id_field`)" if summary.get("doc_value_ids") else "")
+           + "; raw phase: encoder alone, then one client `_msearch` with the same bodies followed by "
            "the same page fetch, "
            if summary.get("lean_legs") else
            "Raw phase: encoder alone, then one client `_msearch` with the same bodies (`query_service.queries`), ")
