@@ -331,6 +331,7 @@ def main() -> None:
     summary = {
         "command": command, "started": started.isoformat(timespec="seconds"), "alias": alias, "index_docs": docs,
         "gunicorn": args.gunicorn, "lean_legs": options.lean_legs, "interleaved": True, "doc_value_ids": id_field,
+        "ort": serving_runtime_options(os.environ),
         "model": f"{encoder.name} {encoder.manifest.get('version', '')} ({encoder.identity[:12]})",
         "docs_with_image_vector": with_image_vector, "cpus": os.cpu_count(),
         "load_avg_before": load_before, "load_avg_after": load_after, "qps": args.qps, "image_qps": args.image_qps,
@@ -372,7 +373,11 @@ def render(summary: dict[str, Any]) -> str:
         f"node on the same host; index `{summary['alias']}` ({summary['index_docs']:,} products, "
         f"{summary['docs_with_image_vector']:,} with `image_vector`, int8_hnsw, dim 256); model "
         f"`{summary.get('model', '?')}` "
-        "(onnxruntime CPU, default threads). "
+        + ("(onnxruntime CPU, default threads, spinning off in the workers and the raw phase: "
+           "`query_service.wsgi.serving_runtime_options`). "
+           # runs that recorded doc_value_ids came after the serving options existed
+           if (summary.get("ort") or {}).get("allow_spinning") is False or "doc_value_ids" in summary
+           else "(onnxruntime CPU, default threads). ")
         + (f"The service runs as `mmsearch serve --workers {summary['gunicorn']}` (gunicorn) in its own process; "
            if summary.get("gunicorn") else
            "The service runs under werkzeug's threaded `make_server` in a thread of the benchmark process "
