@@ -210,8 +210,8 @@ def test_broken_encoder_degrades_to_bm25_and_says_so(search_index: str, search_s
 
 
 class _OneBadLegEngine(SearchEngine):
-    def _leg_bodies(self, request: Any, ranking: Any, weights: Any, vectors: Any) -> dict:
-        bodies = super()._leg_bodies(request, ranking, weights, vectors)
+    def _leg_bodies(self, request: Any, ranking: Any, weights: Any, vectors: Any, id_field: Any = None) -> dict:
+        bodies = super()._leg_bodies(request, ranking, weights, vectors, id_field)
         bodies["text_image"]["query"]["knn"]["query_vector"] = [0.5, 0.5, 0.5]  # wrong dims: ES rejects this leg
         return bodies
 
