@@ -60,22 +60,36 @@ def measure_doc_value_ids(settings: Settings, alias: str, texts: list[str], vect
     lean = es.msearch(searches=queries.msearch_payload(alias, leg_bodies(texts[0], vectors[0], ranking, "id")))
     same = [[h["_id"] for h in r["hits"]["hits"]] for r in first["responses"]] == \
         [[h["fields"]["id"][0] for h in r["hits"]["hits"]] for r in lean["responses"]]
-    per_pass: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(passes):
-        samples: dict[str, list[float]] = {name: [] for name in variants}
-        for i, (text, vector) in enumerate(zip(texts, vectors)):
-            order = list(variants.items()) if i % 2 else list(reversed(variants.items()))
-            for name, id_field in order:
-                bodies = leg_bodies(text, vector, ranking, id_field)
-                start = time.perf_counter()
-                es.msearch(searches=queries.msearch_payload(alias, bodies))
-                samples[name].append((time.perf_counter() - start) * 1000)
-        for name, values in samples.items():
-            per_pass[name].append(statistics.median(values))
-    row: dict[str, Any] = {name: round(statistics.median(values), 3) for name, values in per_pass.items()}
+
+    def legs_with(id_field: str | None) -> Any:
+        return lambda text, vector: es.msearch(
+            searches=queries.msearch_payload(alias, leg_bodies(text, vector, ranking, id_field)))
+
+    row: dict[str, Any] = alternating_medians({name: legs_with(field) for name, field in variants.items()},
+                                              texts, vectors, passes)
     row["doc_value_vs_stored"] = round(row["doc_value_id"] / row["stored_id"], 3)
     row["same_ids_in_the_same_order"] = same
     return row
+
+
+def alternating_medians(calls: dict[str, Any], texts: list[str], vectors: Any, passes: int,
+                        warmup: int = 0) -> dict[str, float]:
+    """Per variant, the median over passes of the per-pass median round trip (ms). The variants
+    alternate query by query, their order flipping every query, so load drift hits them alike."""
+    for text, vector in zip(texts[:warmup], vectors[:warmup]):
+        for call in calls.values():
+            call(text, vector)
+    per_pass: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(passes):
+        samples: dict[str, list[float]] = {name: [] for name in calls}
+        for i, (text, vector) in enumerate(zip(texts, vectors)):
+            for name, call in (list(calls.items()) if i % 2 else list(reversed(calls.items()))):
+                start = time.perf_counter()
+                call(text, vector)
+                samples[name].append((time.perf_counter() - start) * 1000)
+        for name, values in samples.items():
+            per_pass[name].append(statistics.median(values))
+    return {name: round(statistics.median(values), 3) for name, values in per_pass.items()}
 
 
 def best_mean_ms(call: Any, calls: int = 200, repeats: int = 7) -> float:
@@ -108,21 +122,9 @@ def measure_client(settings: Settings, alias: str, texts: list[str], vectors: An
 
     out: dict[str, Any] = {}
     for name, call in (("knn_single_leg", single), ("hybrid_3_legs_plus_fetch", hybrid)):
-        per_pass: dict[str, list[float]] = {client: [] for client in clients}
-        for text, vector in zip(texts[:5], vectors[:5]):  # warm-up
-            for es in clients.values():
-                call(es, text, vector)
-        for _ in range(passes):
-            samples: dict[str, list[float]] = {client: [] for client in clients}
-            for i, (text, vector) in enumerate(zip(texts, vectors)):
-                order = list(clients.items()) if i % 2 else list(reversed(clients.items()))
-                for client, es in order:
-                    start = time.perf_counter()
-                    call(es, text, vector)
-                    samples[client].append((time.perf_counter() - start) * 1000)
-            for client, values in samples.items():
-                per_pass[client].append(statistics.median(values))
-        row = {client: round(statistics.median(values), 3) for client, values in per_pass.items()}
+        row: dict[str, Any] = alternating_medians(
+            {client: (lambda text, vector, es=es, call=call: call(es, text, vector)) for client, es in clients.items()},
+            texts, vectors, passes, warmup=5)
         row["orjson_vs_stdlib"] = round(row["orjson"] / row["stdlib_json"], 3)
         out[name] = row
     return out
