@@ -8,6 +8,7 @@ import shutil
 import sys
 from typing import Any
 
+from mmsearch.config import Settings
 from mmsearch.exceptions import ConfigError
 
 
@@ -30,10 +31,13 @@ def _run_serve(args: argparse.Namespace) -> int:
         os.environ["MMSEARCH_EXPERIMENTS"] = args.experiments
     if args.ranking:
         os.environ["MMSEARCH_RANKING"] = args.ranking
-    if os.environ.get("MMSEARCH_RANKING"):  # a bad file fails here, once, not in every worker after the fork
+    # The file the workers will read (environment or MMSEARCH_CONFIG, as wsgi.create_app finds it):
+    # a bad one fails here, once, not in every worker after the fork.
+    ranking_file = Settings.load().ranking_file
+    if ranking_file is not None:
         from query_service.ranking import load_service_ranking
 
-        load_service_ranking(os.environ["MMSEARCH_RANKING"])
+        load_service_ranking(ranking_file)
     if not os.environ.get("MMSEARCH_MODEL_DIR"):
         raise ConfigError("no model: pass --model DIR or set MMSEARCH_MODEL_DIR", setting="model_dir")
     if not 0 <= args.port <= 65535 or args.workers < 0:

@@ -136,7 +136,7 @@ def ids_only(body: Mapping[str, Any], docvalue_fields: Sequence[str] = (), id_fi
     With ``id_field`` (a doc-values field equal to ``_id``, which catalog builds declare in
     the index ``_meta.doc_id_field``) not even ``_id`` is loaded: ``stored_fields: _none_``
     skips the stored-fields read per hit, and the id comes from doc values (measured:
-    3 legs x 100 hits 4.60 -> 3.96 ms, docs/benchmarks.md "Query latency: what changed").
+    3 legs x 100 hits 3.37 -> 2.63 ms, docs/benchmarks.md "Query latency: what changed").
     ``restore_ids`` puts ``_id`` back.
     """
     lean = {**body, "_source": False}

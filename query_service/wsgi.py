@@ -25,9 +25,10 @@ def serving_runtime_options(environ: Mapping[str, str]) -> dict[str, Any]:
 
     Spinning is off unless ``MMSEARCH_ORT_SPINNING=1``: after each run onnxruntime's threads
     spin-wait for more work, and in a query service the next work is Elasticsearch's, on the
-    same cores. Measured through gunicorn (docs/benchmarks.md, "Query latency: what changed"):
-    text+photo requests 37.3 -> 28.1 ms p50, text-only hybrid 14.4 -> 13.3 ms, although the text
-    encode itself is ~0.6 ms slower. Batch indexing keeps onnxruntime's default.
+    same cores. Measured through gunicorn (docs/benchmarks.md, "Query latency: what changed",
+    four alternating runs): text+photo p50 43.9 / 43.8 -> 24.2 / 24.2 ms, hybrid text 13.8 / 13.4
+    -> 13.0 / 12.5 ms, although the text encode itself is ~0.5 ms slower. Batch indexing keeps
+    onnxruntime's default.
     """
     spinning = environ.get("MMSEARCH_ORT_SPINNING", "0").strip().lower() in ("1", "true", "yes", "on")
     return {"intra_op_threads": int(environ.get("MMSEARCH_ORT_THREADS", "0")) or None, "allow_spinning": spinning}

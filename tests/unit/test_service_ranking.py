@@ -97,3 +97,20 @@ def test_a_tuned_variants_file_can_be_deployed_as_is(tmp_path: Path) -> None:
         load_service_ranking(f"{several}:zzz")
     single = _write(tmp_path, "one.yaml", "variants:\n- name: only\n  method: linear\n")
     assert load_service_ranking(single).default.method == "linear"
+
+
+def test_serve_checks_the_ranking_file_named_in_the_config_file_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """The workers find the file through Settings (environment or MMSEARCH_CONFIG); serve checks that same file."""
+    import os
+
+    from mmsearch.cli import main
+
+    bad = _write(tmp_path, "ranking.json", json.dumps({"depth": 0}))
+    config = _write(tmp_path, "mmsearch.json", json.dumps({"ranking_file": str(bad)}))
+    monkeypatch.setattr(os, "execv", lambda *_: pytest.fail("gunicorn must not start"))
+    for name in ("MMSEARCH_RANKING", "MMSEARCH_MODEL_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MMSEARCH_CONFIG", str(config))
+    assert main(["serve", "--model", str(tmp_path)]) == 2
+    assert "ranking file" in capsys.readouterr().err
