@@ -46,6 +46,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+import orjson
 import requests
 import urllib3
 from werkzeug.serving import make_server
@@ -239,8 +240,10 @@ def main() -> None:
                 if with_image:
                     body["image_base64"] = photos[i % len(photos)]
                 start = time.perf_counter()
-                response = http.request("POST", url, body=json.dumps(body).encode(), timeout=60.0)
-                payload = json.loads(response.data)
+                # orjson both ways: the JSON library of the raw phase's Elasticsearch client
+                # (mmsearch/serializers.py), so the client's JSON costs alike on both sides.
+                response = http.request("POST", url, body=orjson.dumps(body), timeout=60.0)
+                payload = orjson.loads(response.data)
                 elapsed = (time.perf_counter() - start) * 1000
                 return {"ms": elapsed, "status": response.status, "took": payload.get("took_ms", {}),
                         "degraded": payload.get("degraded", [payload.get("message")])}
@@ -268,9 +271,10 @@ def main() -> None:
                 assert all("error" not in r for r in response["responses"]), response["responses"]
                 if lean:
                     first = response["responses"][0]
-                    if id_field is not None:
-                        assert queries.restore_ids(first, id_fields, id_field, keep_field=False)
-                    page = [doc_id for doc_id, _ in queries.parse_leg_response(first)[0][:10]]
+                    parsed = (queries.parse_id_field_leg(first, id_fields, id_field, keep_field=False)
+                              if id_field is not None else queries.parse_leg_response(first))
+                    assert parsed is not None
+                    page = [doc_id for doc_id, _ in parsed[0][:10]]
                     es.search(index=alias, **queries.page_sources_body(page))
                 es_ms = (time.perf_counter() - start) * 1000
                 return {"encode_ms": encode_ms, "es_ms": es_ms}
@@ -331,7 +335,7 @@ def main() -> None:
     summary = {
         "command": command, "started": started.isoformat(timespec="seconds"), "alias": alias, "index_docs": docs,
         "gunicorn": args.gunicorn, "lean_legs": options.lean_legs, "interleaved": True, "doc_value_ids": id_field,
-        "ort": serving_runtime_options(os.environ),
+        "client_json": "orjson", "ort": serving_runtime_options(os.environ),
         "model": f"{encoder.name} {encoder.manifest.get('version', '')} ({encoder.identity[:12]})",
         "docs_with_image_vector": with_image_vector, "cpus": os.cpu_count(),
         "load_avg_before": load_before, "load_avg_after": load_after, "qps": args.qps, "image_qps": args.image_qps,
@@ -382,8 +386,11 @@ def render(summary: dict[str, Any]) -> str:
            if summary.get("gunicorn") else
            "The service runs under werkzeug's threaded `make_server` in a thread of the benchmark process "
            "(no gunicorn); ")
-        + "the open-loop generator (urllib3, the HTTP stack of the Elasticsearch client used for the raw phase) fires "
-        f"{summary['qps']:g} requests/s ({summary['image_qps']:g}/s for the photo scenario: one image encode "
+        + ("the open-loop generator (urllib3 and orjson, the HTTP stack and JSON library of the Elasticsearch client "
+           "used for the raw phase) fires " if summary.get("client_json") == "orjson" else
+           "the open-loop generator (urllib3, the HTTP stack of the Elasticsearch client used for the raw phase; "
+           "the standard library's json for the service's bodies) fires ")
+        + f"{summary['qps']:g} requests/s ({summary['image_qps']:g}/s for the photo scenario: one image encode "
         f"costs 0.1–0.2 CPU-s here, so 20/s would exceed the 2 CPUs), {summary['requests_per_phase']} per "
         "scenario and phase, up to "
         f"{summary['workers']} in flight; dev queries from `dev_queries.jsonl`, photos of indexed products; "

@@ -45,7 +45,7 @@ class EngineOptions:
     #: fetched after fusion (queries.ids_only, SearchEngine.lean_for).
     lean_legs: bool = True
     #: How long the alias's declared doc-values id field (index ``_meta.doc_id_field``) is trusted
-    #: before it is looked up again; hits are checked one by one as well (queries.restore_ids).
+    #: before it is looked up again; hits are checked one by one as well (queries.parse_id_field_leg).
     id_field_ttl_s: float = 30.0
 
     def __post_init__(self) -> None:
@@ -212,15 +212,15 @@ class SearchEngine:
             raise EncoderUnavailableError("no leg can answer this request", degraded=run.degraded)
         es_start = time.perf_counter()
         responses = self._msearch(bodies)
-        if run.lean and id_field is not None and not all(
-                queries.restore_ids(r, self._id_fields, id_field, id_field in request.facets)
-                for r in responses if queries.leg_error_reason(r) is None):
+        parsed = self._parse_legs(responses, id_field if run.lean else None, id_field in request.facets)
+        if parsed is None:
             # A hit from an index that does not declare the field (the alias moved since the last
             # look): forget the field and run the legs the ordinary way.
             self._id_field_checked_until = 0.0
             bodies = self._leg_bodies(request, ranking, weights, vectors)
             responses = self._msearch(bodies)
-        for leg, response in zip(bodies, responses):
+            parsed = self._parse_legs(responses, None, False)
+        for leg, response, leg_result in zip(bodies, responses, parsed or ()):
             reason = queries.leg_error_reason(response)
             if reason is not None:
                 run.degraded.append(f"leg:{leg}: {reason}")
@@ -228,7 +228,7 @@ class SearchEngine:
                 continue
             if response.get("timed_out"):
                 run.degraded.append(f"leg:{leg}: timed out after {self.options.leg_timeout_ms}ms (partial results)")
-            ranked, sources = queries.parse_leg_response(response)
+            ranked, sources = leg_result
             run.legs[leg] = ranked
             run.sources.update(sources)
             run.leg_took_ms[leg] = float(response.get("took", 0))
@@ -236,6 +236,22 @@ class SearchEngine:
             self._guarantee_k(request, ranking, vectors, run)
         run.took_ms["es"] = _ms(es_start)
         return run
+
+    def _parse_legs(self, responses: list[dict[str, Any]], id_field: str | None,
+                    keep_field: bool) -> list[tuple[list[tuple[str, float]], dict[str, Any]]] | None:
+        """Each leg's (ranked, sources); a failed leg gets empty ones. None: an id can't be trusted."""
+        out = []
+        for response in responses:
+            if queries.leg_error_reason(response) is not None:
+                out.append(([], {}))
+            elif id_field is None:
+                out.append(queries.parse_leg_response(response))
+            else:
+                leg_result = queries.parse_id_field_leg(response, self._id_fields, id_field, keep_field)
+                if leg_result is None:
+                    return None
+                out.append(leg_result)
+        return out
 
     # -- guaranteed k under filters -------------------------------------------------------
 

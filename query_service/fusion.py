@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 from typing import NamedTuple
 
 Leg = Sequence[tuple[str, float]]
@@ -92,6 +93,9 @@ def _check_legs(legs: Mapping[str, Leg], weights: Mapping[str, float] | None) ->
 
 def _dedupe(leg: Leg) -> list[tuple[str, float]]:
     """Keep a doc's first (best) occurrence in a leg."""
+    ids = [doc_id for doc_id, _ in leg]
+    if len(set(ids)) == len(ids):  # the usual case (one index behind the alias): no loop in Python
+        return [(doc_id, float(score)) for doc_id, score in leg]
     seen: set[str] = set()
     out = []
     for doc_id, score in leg:
@@ -180,13 +184,15 @@ def rrf(legs: Mapping[str, Leg], weights: Mapping[str, float] | None = None, k: 
     # sorted() is stable, so ties keep that order. Each term is weight * (1 / (k + rank)), the
     # same arithmetic as the breakdown, so the contributions add up to the score exactly.
     scores: dict[str, float] = {}
+    score_of = scores.get
     for name, leg in clean.items():
         weight = leg_weights[name]
         for k_plus_rank, (doc_id, _) in enumerate(leg, start=1 + k):
-            scores[doc_id] = scores.get(doc_id, 0.0) + weight * (1.0 / k_plus_rank)
+            scores[doc_id] = score_of(doc_id, 0.0) + weight * (1.0 / k_plus_rank)
     explain = _RrfExplainer(clean, leg_weights, k)
-    return [FusedHit(doc_id, score, explain=explain) for doc_id, score in
-            sorted(scores.items(), key=lambda item: -item[1])]
+    # reverse=True keeps equal scores in their original order (sorted() stays stable).
+    return [FusedHit(doc_id, score, None, explain) for doc_id, score in
+            sorted(scores.items(), key=itemgetter(1), reverse=True)]
 
 
 def linear(legs: Mapping[str, Leg], weights: Mapping[str, float] | None = None, normalization: str = "min_max",

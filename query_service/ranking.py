@@ -126,7 +126,10 @@ class RankingConfig:
         return data
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> RankingConfig:
-        return RankingConfig.from_dict({**self.to_dict(), **dict(overrides)})
+        # Shallow: __post_init__ copies every mapping it keeps, and asdict()'s deep copy was most
+        # of the cost of a request that brings its own ranking.
+        current = {f.name: getattr(self, f.name) for f in fields(self)}
+        return RankingConfig.from_dict({**current, **dict(overrides)})
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,11 @@ def test_gunicorn_service_answers_and_logs_json(search_index: str, search_settin
     finally:
         service.terminate()
         service.wait(timeout=30)
-    records = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+    lines = log_path.read_text().splitlines()
+    records = [json.loads(line) for line in lines if line.startswith("{")]
     assert any(r.get("msg") == "request" and r.get("path") == "/search" and r.get("status") == 200 for r in records)
+    # One JSON line per request and no second, plain-text access-log line (gunicorn's own startup
+    # and shutdown lines are all that is not JSON).
+    assert not [line for line in lines if not line.startswith("{") and "/search" in line]
     booted = [line for line in log_path.read_text().splitlines() if "Booting worker" in line]
     assert len(booted) == 2  # one model load per worker, after the fork

@@ -195,6 +195,22 @@ def test_search_without_a_model_degrades_to_bm25_and_says_so() -> None:
     assert len(es.msearch_calls) == 1 and es.msearch_calls[0][0] == {"index": ALIAS}  # one leg, one _msearch
 
 
+def test_a_leg_left_alone_by_a_failed_encoder_keeps_its_sources_under_doc_value_ids() -> None:
+    # Three legs asked (so the engine looks up the doc-values id field), one left after the
+    # encoder fails: that leg is not ids-only, its hits carry _id and _source, and both must
+    # survive (an ids-only parse would drop the sources and show empty hits).
+    es = FakeES()
+    app = _app(es)
+    engine = app.extensions["mmsearch"]["engine"]
+    engine._alias_id_field, engine._id_field_checked_until = "id", float("inf")
+    engine._id_fields = {"products-v1": "id"}
+    body = app.test_client().post("/search", json={"text": "red shirt", "size": 2, "facets": ["gender"]}).get_json()
+    assert body["degraded"] == ["text_vector: no model loaded"]
+    assert [(h["_id"], h["_source"]["title"]) for h in body["hits"]] == [("a", "ta"), ("b", "tb")]
+    assert body["facets"] == {"gender": [{"value": "Men", "count": 2}]}
+    assert "stored_fields" not in es.msearch_calls[0][1]
+
+
 def test_a_failing_leg_is_dropped_and_named() -> None:
     es = FakeES(responses=[_hits(("a", 2.0), ("b", 1.0)), _hits(("b", 0.9), ("c", 0.8)),
                            {"error": {"type": "search_phase_execution_exception", "reason": "boom"}, "status": 500}])

@@ -249,20 +249,22 @@ def test_ids_only_with_a_doc_values_id_loads_no_stored_fields() -> None:
     assert lean["docvalue_fields"] == ["id", "gender"]
 
 
-def test_restore_ids_trusts_only_indices_that_declare_the_field() -> None:
-    def response() -> dict:
-        return {"hits": {"hits": [{"_index": "p-v2", "_score": 2.0, "fields": {"id": ["7"], "gender": ["Men"]}},
-                                  {"_index": "p-v2", "_score": 1.0, "fields": {"id": ["9"]}}]}}
-
-    ok = response()
-    assert queries.restore_ids(ok, {"p-v2": "id"}, "id", keep_field=False)
-    assert [(h["_id"], h["fields"]) for h in ok["hits"]["hits"]] == [("7", {"gender": ["Men"]}), ("9", {})]
-    kept = response()
-    assert queries.restore_ids(kept, {"p-v2": "id"}, "id", keep_field=True)
-    assert kept["hits"]["hits"][0]["fields"]["id"] == ["7"]  # asked for as a facet too
+def test_parse_id_field_leg_trusts_only_indices_that_declare_the_field() -> None:
+    response = {"hits": {"hits": [{"_index": "p-v2", "_score": 2.0, "fields": {"id": ["7"], "gender": ["Men"]}},
+                                  {"_index": "p-v2", "_score": 1.0, "fields": {"id": ["9"]}},
+                                  {"_index": "p-v2", "_id": "4", "_score": 0.5, "fields": {"gender": ["Women"]}}]}}
+    ranked, sources = queries.parse_id_field_leg(response, {"p-v2": "id"}, "id", keep_field=False)
+    assert ranked == [("7", 2.0), ("9", 1.0), ("4", 0.5)]
+    assert sources == {"7": {"gender": ["Men"]}, "4": {"gender": ["Women"]}}  # no empty entry for "9"
+    _, kept = queries.parse_id_field_leg(response, {"p-v2": "id"}, "id", keep_field=True)
+    assert kept == {"7": {"id": ["7"], "gender": ["Men"]}, "9": {"id": ["9"]}, "4": {"gender": ["Women"]}}
+    # The same as parse_leg_response once the ids are in place (the ordinary path).
+    ordinary = {"hits": {"hits": [{"_id": "7", "_score": 2.0, "fields": {"id": ["7"], "gender": ["Men"]}},
+                                  {"_id": "9", "_score": 1.0, "fields": {"id": ["9"]}},
+                                  {"_id": "4", "_score": 0.5, "fields": {"gender": ["Women"]}}]}}
+    assert queries.parse_leg_response(ordinary) == (ranked, kept)
     for known in ({}, {"p-v2": None}, {"p-v1": "id"}):  # unknown index, or one without the field
-        untouched = response()
-        assert not queries.restore_ids(untouched, known, "id", keep_field=False)
-        assert all("_id" not in h for h in untouched["hits"]["hits"])
+        assert queries.parse_id_field_leg(response, known, "id", keep_field=False) is None
     missing = {"hits": {"hits": [{"_index": "p-v2", "_score": 1.0, "fields": {}}]}}
-    assert not queries.restore_ids(missing, {"p-v2": "id"}, "id", keep_field=False)
+    assert queries.parse_id_field_leg(missing, {"p-v2": "id"}, "id", keep_field=False) is None
+    assert queries.parse_id_field_leg({}, {}, "id", keep_field=False) == ([], {})
