@@ -24,7 +24,7 @@ from query_service import proxy, queries, validation
 from query_service.engine import EngineOptions, LegRun, SearchEngine
 from query_service.fusion import paginate
 from query_service.jsonio import OrjsonProvider, dumps_bytes, loads
-from query_service.metrics import ServiceMetrics
+from query_service.metrics import CLIENT_DEFINED_VARIANT, ServiceMetrics
 from query_service.ranking import LEGS, MAX_SIZE, RankingConfig, SearchRequest
 from query_service.validation import ServiceLimits
 
@@ -92,7 +92,7 @@ def create_app(settings: Any, *, es: Any = None, encoder: Any = None, experiment
 
     @app.errorhandler(MMSearchError)
     def _our_error(error: MMSearchError) -> Response:
-        metrics.errors.labels(request.endpoint or "unknown", type(error).__name__).inc()
+        metrics.child(metrics.errors, request.endpoint or "unknown", type(error).__name__).inc()
         if _is_proxy():
             body = proxy.es_error(error.http_status, type(error).__name__, error.message)
             return Response(dumps_bytes(body), error.http_status, mimetype="application/json",
@@ -112,7 +112,7 @@ def create_app(settings: Any, *, es: Any = None, encoder: Any = None, experiment
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
         log.exception("unhandled error", extra={"fields": {"path": request.path}})
-        metrics.errors.labels(request.endpoint or "unknown", "internal").inc()
+        metrics.child(metrics.errors, request.endpoint or "unknown", "internal").inc()
         response = jsonify({"error": "InternalError", "message": "internal error; see the service log"})
         response.status_code = 500
         return response
@@ -125,8 +125,8 @@ def create_app(settings: Any, *, es: Any = None, encoder: Any = None, experiment
     def _record(response: Response) -> Response:
         endpoint = "proxy" if _is_proxy() else (request.endpoint or "unknown")
         elapsed = time.perf_counter() - g.get("start", time.perf_counter())
-        metrics.requests.labels(endpoint, str(response.status_code)).inc()
-        metrics.latency.labels(endpoint, g.get("variant", "-")).observe(elapsed)
+        metrics.child(metrics.requests, endpoint, str(response.status_code)).inc()
+        metrics.child(metrics.latency, endpoint, g.get("variant_label") or g.get("variant", "-")).observe(elapsed)
         log.info("request", extra={"fields": {"method": request.method, "path": request.path,
                                               "status": response.status_code, "ms": round(elapsed * 1000, 2),
                                               "variant": g.get("variant"), "degraded": g.get("degraded")}})
@@ -152,7 +152,10 @@ def create_app(settings: Any, *, es: Any = None, encoder: Any = None, experiment
         unit_id = unit_id or request.headers.get("X-User-Id")
         result = _run_search(search_request, overrides, unit_id)
         g.variant, g.degraded = result["variant"], result["degraded"]
-        metrics.observe_search(result)
+        # The deployment's variants (default ranking, ranking file, experiments) are a bounded set;
+        # a ranking the client defined in the body is counted as one label, whatever its name.
+        g.variant_label = CLIENT_DEFINED_VARIANT if overrides else result["variant"]
+        metrics.observe_search(result, g.variant_label)
         return jsonify(result)
 
     def _run_search(search_request: SearchRequest, overrides: dict[str, Any], unit_id: str | None) -> dict[str, Any]:
@@ -224,6 +227,7 @@ def create_app(settings: Any, *, es: Any = None, encoder: Any = None, experiment
             g.variant = "passthrough"
             return _forward(f"/{index}/_search", reason=plan.reason)
         g.variant = f"proxy:{ranking.name}"
+        g.variant_label = f"proxy:{CLIENT_DEFINED_VARIANT}" if header else g.variant
         return _es_json(*_hybrid_proxy(index, body or {}, plan, ranking))
 
     def _hybrid_proxy(index: str, body: dict[str, Any], plan: proxy.ProxyPlan,

@@ -105,6 +105,25 @@ def test_metrics_count_requests_by_endpoint_and_status() -> None:
     assert 'mmsearch_variant_requests_total{variant="hybrid-rrf"} 1.0' in text
 
 
+def test_client_named_rankings_do_not_mint_a_metrics_label_each() -> None:
+    # A ranking override's name is the client's to choose; one label value per name would let any
+    # client grow the Prometheus registry (and every scrape) without bound.
+    client = _app().test_client()
+    for i in range(5):
+        body = {"text": "shirt", "ranking": {"name": f"mine-{i}", "legs": {"bm25": 1.0}}}
+        assert client.post("/search", json=body).get_json()["variant"] == f"mine-{i}"  # the response still says
+    proxied = client.post("/products/_search", json={"query": {"match": {"title": "shirt"}}},
+                          headers={"X-Hybrid-Options": '{"name": "theirs"}'})
+    assert proxied.status_code == 200 and proxied.get_json()["hits"]["hits"]
+    client.get("/search?q=shirt")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "mine-" not in text and "theirs" not in text
+    assert 'mmsearch_variant_requests_total{variant="custom"} 5.0' in text
+    assert 'mmsearch_request_seconds_count{endpoint="search",variant="custom"} 5.0' in text
+    assert 'mmsearch_variant_requests_total{variant="hybrid-rrf"} 1.0' in text  # the deployment's own
+    assert 'mmsearch_request_seconds_count{endpoint="proxy",variant="proxy:custom"} 1.0' in text
+
+
 # --- limits (413) -------------------------------------------------------------------------------------
 
 
