@@ -17,12 +17,21 @@ run against two revisions of the code):
   query by query (the index must be a catalog build: ``_id`` = ``id``).
 * ``json``: serialising a real ``/search`` response with Flask's default provider vs
   ``query_service.jsonio.OrjsonProvider`` (minimum over repeats).
+* ``photo_legs``: what the engine does with the five ids-only legs of a text+photo query
+  (doc-value ids) once Elasticsearch has answered: parse every leg, RRF, the page. Real
+  responses of the first ``--photos`` catalog photos (+ dev queries); median over repeats of
+  the mean per query. Revision-aware like ``fusion`` (older code: ``restore_ids`` + parse).
+* ``gc``: the cyclic collector during ``/search`` requests to an in-process app with the real
+  engine and encoder (hybrid text, Flask test client): collections per generation and their
+  durations, before and after ``gc.freeze()`` of everything loaded (what a gunicorn worker
+  does after loading, ``query_service.wsgi.create_app``).
 
     ES_URL=http://127.0.0.1:9201 python benchmarks/hot_path.py --model .state/models/dev \\
         --alias relevance-products [--only fusion] [--out FILE]
 
-To compare fusion code across revisions, run ``--only fusion`` with ``PYTHONPATH`` set to
-a worktree of the older revision (the script imports ``query_service.fusion`` from there).
+To compare fusion code across revisions, run ``--only fusion`` (or ``photo_legs``) with
+``PYTHONPATH`` set to a worktree of the older revision (the script imports
+``query_service`` from there).
 """
 
 from __future__ import annotations
@@ -35,6 +44,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 sys.path.append(str(Path(__file__).resolve().parents[1]))  # PYTHONPATH, when set, wins
 
@@ -178,13 +189,110 @@ def measure_json(settings: Settings, alias: str, encoder: Any, text: str) -> dic
             "orjson_dumps_ms": best_mean_ms(lambda: fast.dumps(payload))}
 
 
+def photo_leg_responses(settings: Settings, alias: str, encoder: Any, texts: list[str],
+                        photos: int) -> tuple[list[list[bytes]], dict[str, str | None]]:
+    """The raw ``_msearch`` items of text+photo queries as the engine sends them (5 ids-only legs)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from latency import catalog_photos
+
+    from query_service.engine import SearchEngine
+    from query_service.ranking import SearchRequest
+
+    es = settings.es_client()
+    engine = SearchEngine(es, encoder, settings)
+    if engine._id_field() != "id":
+        raise SystemExit(f"{alias} does not declare _meta.doc_id_field: photo_legs measures the doc-value-id path")
+    ranking = RankingConfig.from_dict({"name": "photo", "legs": {leg: 1.0 for leg in
+                                       ("bm25", "text_text", "text_image", "image_image", "image_text")}})
+    captured: list[list[bytes]] = []
+    original = engine._msearch
+
+    def capture(bodies: dict[str, dict[str, Any]], index: str | None = None) -> list[dict[str, Any]]:
+        responses = original(bodies, index)
+        captured.append([orjson.dumps(r) for r in responses])
+        return responses
+
+    engine._msearch = capture  # type: ignore[method-assign]
+    for text, photo in zip(texts, catalog_photos(es, alias, default_catalog_dir(), photos)):
+        engine.search(SearchRequest(text=text, image=photo, explain=False), ranking)
+    return captured, dict(engine._id_fields)
+
+
+def measure_photo_legs(captured: list[list[bytes]], id_fields: dict[str, str | None],
+                       repeats: int = 30) -> dict[str, Any]:
+    def parse(response: dict[str, Any]) -> Any:
+        if hasattr(queries, "parse_id_field_leg"):
+            return queries.parse_id_field_leg(response, id_fields, "id", False)
+        assert queries.restore_ids(response, id_fields, "id", False)  # older revisions
+        return queries.parse_leg_response(response)
+
+    names = ("bm25", "text_text", "text_image", "image_image", "image_text")
+    per_repeat, pages = [], []
+    for _ in range(repeats):
+        batch = [[orjson.loads(r) for r in responses] for responses in captured]  # fresh: older code mutates
+        start = time.perf_counter()
+        pages = []
+        for responses in batch:
+            legs = {name: parse(r)[0] for name, r in zip(names, responses)}
+            fused = fusion.fuse(legs, "rrf", {name: 1.0 for name in names})
+            pages.append([hit.doc_id for hit in fusion.paginate(fused, 0, 10)])
+        per_repeat.append((time.perf_counter() - start) / len(batch) * 1000)
+    return {"code": str(Path(queries.__file__).resolve()), "queries": len(captured), "legs": len(names),
+            "hits_per_query": round(statistics.mean(sum(len(orjson.loads(r)["hits"]["hits"]) for r in responses)
+                                                    for responses in captured), 1),
+            "parse_fuse_page_ms": round(statistics.median(per_repeat), 4),
+            "first_page": pages[0] if pages else []}
+
+
+def measure_gc(settings: Settings, encoder: Any, texts: list[str], requests_per_phase: int = 1000) -> dict[str, Any]:
+    import gc
+    import logging
+
+    from query_service.app import create_app
+
+    logging.getLogger("mmsearch").setLevel(logging.WARNING)
+    client = create_app(settings, encoder=encoder).test_client()
+    durations: dict[int, list[float]] = {}
+    started: list[float] = []
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started.append(time.perf_counter())
+        elif started:
+            durations.setdefault(info["generation"], []).append((time.perf_counter() - started.pop()) * 1000)
+
+    def phase() -> dict[str, Any]:
+        for i in range(20):
+            client.post("/search", json={"text": texts[i % len(texts)], "size": 10})
+        durations.clear()
+        gc.callbacks.append(on_gc)
+        try:
+            for i in range(requests_per_phase):
+                client.post("/search", json={"text": texts[i % len(texts)], "size": 10, "explain": False})
+        finally:
+            gc.callbacks.remove(on_gc)
+        return {f"gen{g}": {"collections": len(d), "median_ms": round(statistics.median(d), 3),
+                            "max_ms": round(max(d), 3), "total_ms": round(sum(d), 1)}
+                for g, d in sorted(durations.items())}
+
+    out: dict[str, Any] = {"requests_per_phase": requests_per_phase, "tracked_objects": len(gc.get_objects())}
+    out["not_frozen"] = phase()
+    gc.collect()
+    gc.freeze()
+    out["frozen_objects"] = gc.get_freeze_count()
+    out["frozen"] = phase()
+    gc.unfreeze()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--alias", required=True)
     parser.add_argument("--queries", type=int, default=80)
     parser.add_argument("--passes", type=int, default=3)
-    parser.add_argument("--only", choices=("client", "fusion", "json", "doc_value_ids"))
+    parser.add_argument("--only", choices=("client", "fusion", "json", "doc_value_ids", "photo_legs", "gc"))
+    parser.add_argument("--photos", type=int, default=20, help="text+photo queries for photo_legs")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     catalog = default_catalog_dir()
@@ -207,6 +315,11 @@ def main() -> None:
         result["doc_value_ids"] = measure_doc_value_ids(settings, args.alias, texts, vectors, ranking, args.passes)
     if args.only in (None, "json"):
         result["json"] = measure_json(settings, args.alias, encoder, texts[0])
+    if args.only in (None, "photo_legs"):
+        result["photo_legs"] = measure_photo_legs(*photo_leg_responses(settings, args.alias, encoder, texts,
+                                                                       args.photos))
+    if args.only in (None, "gc"):
+        result["gc"] = measure_gc(settings, encoder, texts)
     result["load_avg_after"] = os.getloadavg()
     print(json.dumps(result, indent=2))
     if args.out:
