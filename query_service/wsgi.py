@@ -55,8 +55,8 @@ def create_app() -> Flask:
                       default_ranking=service_ranking.default, proxy_options=dict(service_ranking.proxy))
     # What is loaded by now (model, tokenizer, Flask, the Elasticsearch client: ~77k objects)
     # lives as long as the worker. Frozen, it is out of the cyclic collector's sight: a full
-    # collection, due every few hundred requests, took 23 ms with it and 0.3 ms without
-    # (docs/benchmarks.md, "Query latency: what changed").
+    # collection, due every few hundred requests, took 22 ms with it and 0.15 ms without
+    # (benchmarks/hot_path.py --only gc, docs/hot_path_gc.json).
     gc.collect()
     gc.freeze()
     return app
