@@ -9,7 +9,6 @@ leaves as JSON: our own errors with their HTTP status (and ``Retry-After`` on
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 import uuid
@@ -30,25 +29,6 @@ from query_service.validation import ServiceLimits
 
 log = logging.getLogger("mmsearch.query")
 ES_PRODUCT_HEADER = {"X-Elastic-Product": "Elasticsearch"}
-
-
-class JsonLogFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {"ts": round(record.created, 3), "level": record.levelname, "logger": record.name,
-                 "msg": record.getMessage()}
-        entry.update(getattr(record, "fields", {}))
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
-
-
-def configure_json_logging(level: int = logging.INFO) -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonLogFormatter())
-    root = logging.getLogger("mmsearch")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
 
 
 def create_app(settings: Any, *, es: Any = None, encoder: Any = None, experiments: Any = None,

@@ -48,10 +48,11 @@ def _run_serve(args: argparse.Namespace) -> int:
         create_app().run(host=args.host, port=args.port, threaded=True)
         return 0
     gunicorn = shutil.which("gunicorn") or os.path.join(os.path.dirname(sys.executable), "gunicorn")
-    # No gunicorn access log: the app already writes one JSON line per request (with the variant
-    # and what degraded), and a second, plain-text line per request broke "logs are JSON" for
-    # every request. GUNICORN_CMD_ARGS="--access-logfile -" brings it back for those who want it.
+    # gunicorn's own lines are JSON too (jsonlog.GunicornJsonLogger). No gunicorn access log: the
+    # app already writes one JSON line per request, with the variant and what degraded;
+    # GUNICORN_CMD_ARGS="--access-logfile -" adds gunicorn's (as JSON) for those who want it.
     command = [gunicorn, "--workers", str(args.workers), "--threads", "4", "--bind", f"{args.host}:{args.port}",
-               "--timeout", "60", "--graceful-timeout", "20", "query_service.wsgi:create_app()"]
+               "--timeout", "60", "--graceful-timeout", "20",
+               "--logger-class", "query_service.jsonlog.GunicornJsonLogger", "query_service.wsgi:create_app()"]
     os.execv(gunicorn, command)
     return 0  # not reached

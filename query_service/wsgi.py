@@ -16,8 +16,8 @@ from typing import Any
 from flask import Flask
 
 from mmsearch.config import Settings
-from query_service.app import configure_json_logging
 from query_service.app import create_app as _create_app
+from query_service.jsonlog import configure_json_logging
 from query_service.ranking import ServiceRanking, load_service_ranking
 
 
