@@ -200,7 +200,8 @@ def photo_leg_responses(settings: Settings, alias: str, encoder: Any, texts: lis
 
     es = settings.es_client()
     engine = SearchEngine(es, encoder, settings)
-    if engine._id_field() != "id":
+    doc_id_field = getattr(engine, "doc_id_field", None) or engine._id_field  # older revisions: private
+    if doc_id_field() != "id":
         raise SystemExit(f"{alias} does not declare _meta.doc_id_field: photo_legs measures the doc-value-id path")
     ranking = RankingConfig.from_dict({"name": "photo", "legs": {leg: 1.0 for leg in
                                        ("bm25", "text_text", "text_image", "image_image", "image_text")}})
@@ -215,7 +216,7 @@ def photo_leg_responses(settings: Settings, alias: str, encoder: Any, texts: lis
     engine._msearch = capture  # type: ignore[method-assign]
     for text, photo in zip(texts, catalog_photos(es, alias, default_catalog_dir(), photos)):
         engine.search(SearchRequest(text=text, image=photo, explain=False), ranking)
-    return captured, dict(engine._id_fields)
+    return captured, dict(getattr(engine, "declared_id_fields", None) or engine._id_fields)
 
 
 def measure_photo_legs(captured: list[list[bytes]], id_fields: dict[str, str | None],

@@ -185,7 +185,7 @@ def main() -> None:
     from query_service.engine import SearchEngine
 
     probe_engine = SearchEngine(es, None, settings, options=options)
-    id_field, id_fields = probe_engine._id_field(), probe_engine._id_fields
+    id_field, id_fields = probe_engine.doc_id_field(), probe_engine.declared_id_fields
     from mmsearch.capabilities import detect_capabilities
 
     if args.gunicorn:

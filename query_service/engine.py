@@ -160,7 +160,7 @@ class SearchEngine:
         docs/benchmarks.md, "Query latency: what changed")."""
         return self.options.lean_legs and legs > 1
 
-    def _id_field(self) -> str | None:
+    def doc_id_field(self) -> str | None:
         """The doc-values field that equals ``_id`` in every index behind the alias, or None.
 
         Catalog builds declare it (``_meta.doc_id_field``: they write ``_id`` = ``id``); an
@@ -183,6 +183,11 @@ class SearchEngine:
         self._alias_id_field, self._id_field_checked_until = field, now + self.options.id_field_ttl_s
         return field
 
+    @property
+    def declared_id_fields(self) -> dict[str, str | None]:
+        """Concrete index -> its ``_meta.doc_id_field`` (None: not declared), as last looked up."""
+        return dict(self._id_fields)
+
     def _msearch(self, bodies: dict[str, dict[str, Any]], index: str | None = None) -> list[dict[str, Any]]:
         from elasticsearch import ApiError, NotFoundError, TransportError
 
@@ -204,7 +209,7 @@ class SearchEngine:
         weights = self.active_legs(request, ranking)
         vectors = self.encode(request, ranking, run.degraded)
         run.took_ms["encode"] = _ms(start)
-        id_field = self._id_field() if self.lean_for(len(weights)) else None
+        id_field = self.doc_id_field() if self.lean_for(len(weights)) else None
         bodies = self._leg_bodies(request, ranking, weights, vectors, id_field)
         run.weights = {leg: weights[leg] for leg in bodies}
         run.lean = self.lean_for(len(bodies))

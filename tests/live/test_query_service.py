@@ -373,7 +373,7 @@ def test_doc_value_ids_give_the_same_results_and_recover_from_an_undeclared_inde
 
     request = SearchRequest(text="blue jeans", size=10, facets=("gender", "base_colour"), explain=True)
     fast = Spy(es, encoder, search_settings)
-    assert fast._id_field() == "id"
+    assert fast.doc_id_field() == "id"
     fast_result = fast.search(request, RankingConfig())
     assert len(sent) == 1 and all(body["stored_fields"] == "_none_" for body in sent[0])
 
