@@ -6,6 +6,7 @@ import argparse
 import os
 import shutil
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from mmsearch.config import Settings
@@ -22,6 +23,19 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--experiments", help="experiment config file (enables A/B and POST /events)")
     serve.add_argument("--ranking", help="default ranking and proxy options, JSON or YAML (default: MMSEARCH_RANKING)")
     serve.set_defaults(handler=_run_serve)
+
+
+def control_socket_path(host: str, port: int, environ: Mapping[str, str] = os.environ) -> str:
+    """The ``gunicornc`` control socket of the service bound to ``host:port``.
+
+    gunicorn's default is one path per user: a second service on the host (another port, an A/B
+    pair, a test run) would take it over, ``gunicornc`` would then manage the wrong service, and
+    whichever stopped first would delete the other's socket. One socket per bound address keeps
+    them apart and stays predictable for the operator.
+    """
+    runtime = environ.get("XDG_RUNTIME_DIR")
+    base = runtime if runtime and os.path.isdir(runtime) else os.path.join(os.path.expanduser("~"), ".gunicorn")
+    return os.path.join(base, f"mmsearch-{host}-{port}.ctl")
 
 
 def _run_serve(args: argparse.Namespace) -> int:
@@ -53,6 +67,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     # GUNICORN_CMD_ARGS="--access-logfile -" adds gunicorn's (as JSON) for those who want it.
     command = [gunicorn, "--workers", str(args.workers), "--threads", "4", "--bind", f"{args.host}:{args.port}",
                "--timeout", "60", "--graceful-timeout", "20",
-               "--logger-class", "query_service.jsonlog.GunicornJsonLogger", "query_service.wsgi:create_app()"]
+               "--logger-class", "query_service.jsonlog.GunicornJsonLogger",
+               "--control-socket", control_socket_path(args.host, args.port), "query_service.wsgi:create_app()"]
     os.execv(gunicorn, command)
     return 0  # not reached

@@ -114,3 +114,29 @@ def test_serve_checks_the_ranking_file_named_in_the_config_file_too(tmp_path: Pa
     monkeypatch.setenv("MMSEARCH_CONFIG", str(config))
     assert main(["serve", "--model", str(tmp_path)]) == 2
     assert "ranking file" in capsys.readouterr().err
+
+
+def test_each_served_address_gets_its_own_gunicorn_control_socket(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """gunicorn's default control socket is one per user: two services would fight over it."""
+    import os
+
+    from mmsearch.cli import main
+    from query_service.cli import control_socket_path
+
+    runtime = tmp_path / "run"
+    runtime.mkdir()
+    environ = {"XDG_RUNTIME_DIR": str(runtime)}
+    assert control_socket_path("127.0.0.1", 8080, environ) == str(runtime / "mmsearch-127.0.0.1-8080.ctl")
+    assert control_socket_path("127.0.0.1", 8081, environ) != control_socket_path("127.0.0.1", 8080, environ)
+    assert control_socket_path("127.0.0.1", 8080, {}).endswith(os.path.join(".gunicorn", "mmsearch-127.0.0.1-8080.ctl"))
+
+    started: list[list[str]] = []
+    monkeypatch.setattr(os, "execv", lambda path, command: started.append(command))
+    for name in ("MMSEARCH_RANKING", "MMSEARCH_MODEL_DIR", "MMSEARCH_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    assert main(["serve", "--model", str(tmp_path), "--port", "8123"]) == 0
+    command = started[0]
+    assert command[command.index("--control-socket") + 1] == str(runtime / "mmsearch-127.0.0.1-8123.ctl")
+    assert command[command.index("--logger-class") + 1] == "query_service.jsonlog.GunicornJsonLogger"
