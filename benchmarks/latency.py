@@ -31,13 +31,16 @@ Hybrid cost = p50(hybrid-text) / max p50 of its single-leg scenarios.
 from __future__ import annotations
 
 import argparse
+import atexit
 import base64
 import datetime as dt
 import json
 import logging
 import os
 import re
+import signal
 import statistics
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -125,6 +128,15 @@ def catalog_photos(es: Any, index: str, catalog: Path, count: int) -> list[bytes
     return photos
 
 
+def _stop_with_parent() -> None:
+    """In the service's process before exec: on Linux, SIGTERM it when this script dies, however it
+    dies (a killed run once left its gunicorn serving, and loading, the next measurements)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
 def write_doc_section(doc: Path, body: str) -> None:
     """Replace only the body of the '## Query latency' section (other sections belong to others)."""
     text = doc.read_text()
@@ -193,14 +205,14 @@ def main() -> None:
         # service's GIL, which the in-process server makes them do.
         import socket
         import subprocess
-        import sys
 
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
         env = {**os.environ, "ES_URL": es_url, "MMSEARCH_ALIAS": alias, "MMSEARCH_MODEL_DIR": str(args.model)}
         service = subprocess.Popen([sys.executable, "-m", "mmsearch.cli", "serve", "--port", str(port), "--workers",
-                                    str(args.gunicorn)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                    str(args.gunicorn)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   preexec_fn=_stop_with_parent)
         for _ in range(240):
             try:
                 if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
@@ -211,6 +223,8 @@ def main() -> None:
         else:
             service.terminate()
             raise SystemExit("gunicorn service did not become ready")
+        # Stopped however this script ends: a run that died mid-way once left its gunicorn serving.
+        atexit.register(service.terminate)
         server = SimpleNamespace(shutdown=service.terminate)
         url = f"http://127.0.0.1:{port}/search"
     else:
