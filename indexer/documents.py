@@ -16,6 +16,7 @@ from typing import Any
 
 from indexer.catalog import MAX_ID_BYTES, CatalogConfig
 from mmsearch.exceptions import BadRecordError
+from mmsearch.jsoncodec import float_list
 
 KEYWORD_FIELDS = ("gender", "master_category", "sub_category", "article_type", "base_colour", "season", "usage",
                   "brand")
@@ -155,14 +156,10 @@ def build_source(doc: Mapping[str, Any], text_vector: Sequence[float] | None,
     source["has_image"] = image_vector is not None
     source["content_hash"] = digest
     if text_vector is not None:
-        source["text_vector"] = _as_list(text_vector)
+        source["text_vector"] = float_list(text_vector)
     if image_vector is not None:
-        source["image_vector"] = _as_list(image_vector)
+        source["image_vector"] = float_list(image_vector)
     return source
-
-
-def _as_list(vector: Any) -> list[float]:
-    return vector.tolist() if hasattr(vector, "tolist") else [float(x) for x in vector]
 
 
 def index_action(index: str, doc_id: str, source: Mapping[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from query_service import queries
+from mmsearch.jsoncodec import float_list
 from query_service.fusion import FusedHit
 
 #: Body keys that change the meaning of a search so much that fusing would break it.
@@ -174,7 +174,7 @@ def presentation_of(body: Mapping[str, Any]) -> dict[str, Any]:
 
 def knn_leg_body(field_name: str, vector: Sequence[float], knn_filter: list[dict[str, Any]], depth: int,
                  num_candidates: int, presentation: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    knn: dict[str, Any] = {"field": field_name, "query_vector": queries.vector_list(vector), "k": depth,
+    knn: dict[str, Any] = {"field": field_name, "query_vector": float_list(vector), "k": depth,
                            "num_candidates": num_candidates}
     if knn_filter:
         knn["filter"] = knn_filter

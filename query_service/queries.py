@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from mmsearch.jsoncodec import float_list
 from query_service.ranking import KEYWORD_FILTERS, RANGE_FILTERS, SOURCE_FIELDS, RankingConfig
 
 
@@ -24,11 +25,6 @@ def filter_clauses(filters: Mapping[str, Any]) -> list[dict[str, Any]]:
         elif name in RANGE_FILTERS:
             clauses.append({"range": {name: dict(value)}})
     return clauses
-
-
-def vector_list(vector: Sequence[float]) -> list[float]:
-    """A query vector as JSON-ready floats; numpy's tolist() gives the same values 4x faster than a loop."""
-    return vector.tolist() if isinstance(vector, np.ndarray) else [float(x) for x in vector]
 
 
 def bm25_body(text: str, ranking: RankingConfig, filters: Mapping[str, Any], negative_text: str | None = None,
@@ -55,7 +51,7 @@ def knn_body(field: str, vector: Sequence[float], ranking: RankingConfig, filter
     ``k`` and ``num_candidates`` and the same pre-filter. With ``size = k`` the hits
     are the same (measured: same ids and scores, 0.3-0.6 ms less per request here).
     """
-    knn: dict[str, Any] = {"field": field, "query_vector": vector_list(vector), "k": ranking.depth,
+    knn: dict[str, Any] = {"field": field, "query_vector": float_list(vector), "k": ranking.depth,
                            "num_candidates": num_candidates or ranking.num_candidates}
     clauses = filter_clauses(filters)
     if clauses:
@@ -78,7 +74,7 @@ def exact_script_body(field: str, vector: Sequence[float], filters: Mapping[str,
         "query": {"script_score": {
             "query": {"bool": {"filter": filter_clauses(filters) + [{"exists": {"field": field}}]}},
             "script": {"source": f"(cosineSimilarity(params.q, '{field}') + 1.0) / 2.0",
-                       "params": {"q": vector_list(vector)}}}},
+                       "params": {"q": float_list(vector)}}}},
         "size": size, "_source": list(SOURCE_FIELDS), "track_total_hits": False,
     }
 

@@ -87,3 +87,14 @@ def test_the_fallback_path_still_writes_numpy_values() -> None:
     # A big integer forces the standard-library path; numpy values must survive it too.
     assert dumps_bytes({"n": 10**20, "v": np.asarray([1.5], dtype=np.float32), "s": np.int64(3)}) == \
         b'{"n":100000000000000000000,"v":[1.5],"s":3}'
+
+
+def test_vectors_become_the_same_floats_from_numpy_or_a_list() -> None:
+    import numpy as np
+
+    from mmsearch.jsoncodec import float_list
+
+    vector = np.array([0.1, -0.25, 1e-8], dtype=np.float32)
+    as_list = float_list(vector)
+    assert as_list == [float(x) for x in vector] and all(type(x) is float for x in as_list)
+    assert float_list([1, 0.5]) == [1.0, 0.5]

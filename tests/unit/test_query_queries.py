@@ -268,10 +268,3 @@ def test_parse_id_field_leg_trusts_only_indices_that_declare_the_field() -> None
     missing = {"hits": {"hits": [{"_index": "p-v2", "_score": 1.0, "fields": {}}]}}
     assert queries.parse_id_field_leg(missing, {"p-v2": "id"}, "id", keep_field=False) is None
     assert queries.parse_id_field_leg({}, {}, "id", keep_field=False) == ([], {})
-
-
-def test_query_vectors_become_the_same_floats_from_numpy_or_a_list() -> None:
-    vector = np.array([0.1, -0.25, 1e-8], dtype=np.float32)
-    as_list = queries.vector_list(vector)
-    assert as_list == [float(x) for x in vector] and all(type(x) is float for x in as_list)
-    assert queries.vector_list([1, 0.5]) == [1.0, 0.5]
