@@ -192,7 +192,6 @@ def measure_json(settings: Settings, alias: str, encoder: Any, text: str) -> dic
 def photo_leg_responses(settings: Settings, alias: str, encoder: Any, texts: list[str],
                         photos: int) -> tuple[list[list[bytes]], dict[str, str | None]]:
     """The raw ``_msearch`` items of text+photo queries as the engine sends them (5 ids-only legs)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from latency import catalog_photos
 
     from query_service.engine import SearchEngine
