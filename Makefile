@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: install demo test test-unit clean-state
+.PHONY: install js-deps demo test test-unit clean-state
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,12 +14,19 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+## The JavaScript clients of the live tests (tests/live/js), exactly as locked; needs Node.js 20+ and npm.
+JS_DIR := tests/live/js
+$(JS_DIR)/node_modules/.package-lock.json: $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
+	cd $(JS_DIR) && npm ci --no-audit --no-fund
+
+js-deps: $(JS_DIR)/node_modules/.package-lock.json
+
 ## Full demo: local ES, model, catalog indexed, query service running.
 demo: install
 	$(VENV)/bin/mmsearch demo
 
 ## The whole suite: unit tests and live tests against a real Elasticsearch the tests start themselves.
-test: install
+test: install js-deps
 	@$(PY) -m pytest tests -q --timeout=1800; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a broken suite, failing" >&2; exit 1; fi; \
 	exit $$rc
