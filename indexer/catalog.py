@@ -5,12 +5,20 @@ that carry either a parsed record or the reason it could not be parsed, so the
 pipeline can send the bad ones to the dead-letter file and keep going. Only a
 catalog that cannot be opened at all (missing file, unknown format, unreadable
 Parquet footer) is an error for the whole run.
+
+``--catalog`` means the same thing in every command (docs/indexing.md,
+"Catalog location"): a catalog directory holding ``products.jsonl`` or a
+catalog file; :func:`resolve_catalog` is the one place that decides which.
+Commands other than the indexer read records through
+:func:`iter_product_records`, which applies the same bad-record rule: skip,
+count, report once on stderr.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +38,93 @@ SCHEMA_FIELDS = ("id", "title", "category_path", "gender", "master_category", "s
 MAX_RAW_CHARS = 2000
 #: Elasticsearch refuses _id values longer than 512 bytes.
 MAX_ID_BYTES = 512
+#: What a catalog directory holds (products) and may hold (the dev queries of the relevance tools).
+PRODUCTS_FILE = "products.jsonl"
+DEV_QUERIES_FILE = "dev_queries.jsonl"
+#: The one help text of every command's ``--catalog``.
+CATALOG_HELP = "catalog directory (with products.jsonl) or catalog file (JSONL, CSV, Parquet)"
+_EXPECTED = "a catalog directory containing products.jsonl, or a catalog file (.jsonl, .csv, .parquet)"
+
+
+@dataclass(frozen=True)
+class CatalogLocation:
+    """Where a catalog's records and images are, whichever form ``--catalog`` took.
+
+    ``source`` is the path as given (kept unresolved: the model trainer keys its
+    feature cache on it). ``directory`` is set only when a directory was given.
+    """
+
+    source: Path
+    products_file: Path
+    root_dir: Path
+    format: str
+    directory: Path | None = None
+
+    @property
+    def name(self) -> str:
+        """Short label for manifests and demo model names: the directory's or the file's name."""
+        return (self.directory or self.products_file).name
+
+    @property
+    def dev_queries_file(self) -> Path | None:
+        """``<dir>/dev_queries.jsonl`` of a catalog directory; None for a catalog file (pass --queries)."""
+        return self.directory / DEV_QUERIES_FILE if self.directory is not None else None
+
+    def require_dev_queries(self) -> Path:
+        path = self.dev_queries_file
+        if path is None:
+            raise ConfigError("a catalog file has no dev queries beside it by rule; pass --queries FILE",
+                              catalog=str(self.source))
+        if not path.is_file():
+            raise ConfigError(f"{DEV_QUERIES_FILE} not found in the catalog directory; pass --queries FILE",
+                              path=str(path))
+        return path
+
+    def config(self, **options: Any) -> CatalogConfig:
+        """A :class:`CatalogConfig` reading this location (``options``: the other CatalogConfig fields)."""
+        return CatalogConfig(path=self.products_file, format=self.format, image_root=self.root_dir, **options)
+
+
+def resolve_catalog(path: str | Path | CatalogLocation, image_root: str | Path | None = None,
+                    fmt: str | None = None) -> CatalogLocation:
+    """Turn a ``--catalog`` value into a :class:`CatalogLocation`, or raise a ConfigError saying why not.
+
+    A directory must contain ``products.jsonl``; a file must have a known suffix
+    (or ``fmt``). Relative image paths resolve in ``image_root`` if given, else
+    in the directory, else in the file's directory.
+    """
+    if isinstance(path, CatalogLocation):
+        return path
+    source = Path(path)
+    if source.is_dir():
+        products = source / PRODUCTS_FILE
+        if not products.is_file():
+            raise ConfigError(f"catalog directory has no {PRODUCTS_FILE}", path=str(source), expected=_EXPECTED)
+        directory: Path | None = source
+    elif source.is_file():
+        products, directory = source, None
+    else:
+        raise ConfigError("catalog not found", path=str(source), expected=_EXPECTED)
+    chosen = fmt if fmt not in (None, "auto") else _SUFFIXES.get(products.suffix.lower())
+    if chosen not in FORMATS:
+        raise ConfigError("cannot tell the catalog format from the file name; pass format jsonl, csv or parquet",
+                          setting="format", path=str(products), value=fmt, expected=_EXPECTED)
+    root = Path(image_root) if image_root is not None else (directory or products.parent)
+    return CatalogLocation(source=source, products_file=products, root_dir=root, format=str(chosen),
+                           directory=directory)
+
+
+def catalog_or_default(path: str | Path | None, image_root: str | Path | None = None) -> CatalogLocation:
+    """``--catalog`` of the scripts that default to the shared catalog, found as ``make demo`` finds it."""
+    if path is None:
+        from mmsearch.config import default_catalog_dir
+
+        path = default_catalog_dir()
+        if path is None:
+            raise ConfigError("no --catalog given and no shared catalog found: set MMSEARCH_CATALOG_DIR or put "
+                              "it at ../shared/data/fashion-products beside the checkout", setting="catalog",
+                              expected=_EXPECTED)
+    return resolve_catalog(path, image_root=image_root)
 
 
 @dataclass(frozen=True)
@@ -55,13 +150,10 @@ class CatalogConfig:
         object.__setattr__(self, "path", Path(self.path))
         object.__setattr__(self, "fields", dict(self.fields))
         object.__setattr__(self, "category_levels", tuple(self.category_levels))
-        if not self.path.is_file():
-            raise ConfigError("catalog file not found", setting="catalog", path=str(self.path))
-        fmt = self.format if self.format != "auto" else _SUFFIXES.get(self.path.suffix.lower())
-        if fmt not in FORMATS:
-            raise ConfigError("cannot tell the catalog format; pass format jsonl, csv or parquet",
-                              setting="format", path=str(self.path), value=self.format)
-        object.__setattr__(self, "format", fmt)
+        # A directory means its products.jsonl, exactly as on the command line.
+        location = resolve_catalog(self.path, fmt=self.format)
+        object.__setattr__(self, "path", location.products_file)
+        object.__setattr__(self, "format", location.format)
         unknown = sorted(set(self.fields) - set(SCHEMA_FIELDS))
         if unknown:
             raise ConfigError("field mapping names unknown schema fields", setting="fields", unknown=unknown,
@@ -180,6 +272,56 @@ def read_parquet(path: Path, batch_rows: int = 2048) -> Iterator[CatalogItem]:
 def read_catalog(config: CatalogConfig) -> Iterator[CatalogItem]:
     reader = {"jsonl": read_jsonl, "csv": read_csv, "parquet": read_parquet}[config.format]
     return reader(config.path)
+
+
+@dataclass
+class SkippedRecords:
+    """Bad records a reader skipped (bad JSON, invalid UTF-8, not an object, misaligned CSV row)."""
+
+    count: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    def add(self, item: CatalogItem) -> None:
+        self.count += 1
+        if len(self.examples) < 3:  # enough to find the problem, short enough for one line
+            self.examples.append(f"{item.position}: {item.error}")
+
+
+def _good_records(items: Iterator[CatalogItem], source: Path,
+                  skipped: SkippedRecords | None) -> Iterator[dict[str, Any]]:
+    # The indexer dead-letters bad records; every other reader skips them the same way and
+    # says so once, on stderr (stdout is the commands' JSON result).
+    local = SkippedRecords()
+    for item in items:
+        if item.record is not None:
+            yield item.record
+            continue
+        local.add(item)
+        if skipped is not None:
+            skipped.add(item)
+    if local.count:
+        print(f"warning: skipped {local.count} bad record(s) in {source}: " + "; ".join(local.examples)
+              + ("; ..." if local.count > len(local.examples) else ""), file=sys.stderr)
+
+
+def iter_product_records(catalog: str | Path | CatalogLocation,
+                         skipped: SkippedRecords | None = None) -> Iterator[dict[str, Any]]:
+    """The raw records of a catalog (directory or file) for tools outside the indexer.
+
+    Same readers as ``mmsearch index build``; a bad record is skipped, counted
+    (into ``skipped`` if given) and reported on stderr after the last record.
+    No field mapping is applied: columns must carry the schema names.
+    """
+    location = resolve_catalog(catalog)
+    return _good_records(read_catalog(location.config()), location.products_file, skipped)
+
+
+def iter_jsonl_records(path: str | Path, skipped: SkippedRecords | None = None) -> Iterator[dict[str, Any]]:
+    """Another JSONL file of a catalog (``dev_queries.jsonl``): the same reader and bad-line rule."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("file not found", path=str(path))
+    return _good_records(read_jsonl(path), path, skipped)
 
 
 def count_records(config: CatalogConfig) -> int | None:

@@ -72,9 +72,12 @@ def _pipeline(args: argparse.Namespace) -> Any:
 
 
 def _catalog(args: argparse.Namespace) -> Any:
-    from indexer.catalog import CatalogConfig
+    from indexer.catalog import CatalogConfig, resolve_catalog
 
-    overrides = {"path": args.catalog, "format": args.format, "image_root": args.image_root,
+    # The shared rule (directory with products.jsonl, or a file); a directory's images resolve
+    # in it, which is CatalogConfig's default root (the products file's directory).
+    path = resolve_catalog(args.catalog, fmt=args.format).products_file if args.catalog is not None else None
+    overrides = {"path": path, "format": args.format, "image_root": args.image_root,
                  "allow_url_fetch": True if args.allow_url_fetch else None}
     if args.catalog_config:
         return CatalogConfig.from_file(args.catalog_config, **overrides)
@@ -223,10 +226,14 @@ def _add_pipeline(cmd: argparse.ArgumentParser) -> None:
 
 
 def _add_catalog(cmd: argparse.ArgumentParser, required: bool = False) -> None:
-    cmd.add_argument("--catalog", type=Path, required=False, help="JSONL, CSV or Parquet catalog")
+    from indexer.catalog import CATALOG_HELP
+
+    cmd.add_argument("--catalog", type=Path, required=False, help=CATALOG_HELP)
     cmd.add_argument("--catalog-config", type=Path, help="JSON/YAML field mapping (see docs/indexing.md)")
     cmd.add_argument("--format", choices=("jsonl", "csv", "parquet"))
-    cmd.add_argument("--image-root", type=Path, help="directory relative image paths resolve in (default: catalog dir)")
+    cmd.add_argument("--image-root", type=Path,
+                     help="directory relative image paths resolve in (default: the catalog directory, "
+                          "or the catalog file's directory)")
     cmd.add_argument("--allow-url-fetch", action="store_true", help="fetch http(s) image URLs (SSRF-guarded)")
 
 
