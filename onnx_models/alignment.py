@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from indexer.catalog import CatalogLocation, resolve_catalog
 from onnx_models.backbones import (LITE_SIZES, ColourHistogram, ImageFeatures, MeanPooledText, file_digest,
                                    lite_weights_path, load_lite, minilm_dir)
 from onnx_models.catalog import image_records, split_records
@@ -131,12 +132,18 @@ class TrainResult:
     seconds: float
 
 
-def train_alignment(catalog_dir: Path, cfg: TrainConfig, cache_dir: Path,
+def train_alignment(catalog: Path | CatalogLocation, cfg: TrainConfig, cache_dir: Path,
                     backbones: Backbones | None = None) -> tuple[TrainResult, Backbones]:
-    """Features for train/val/test, train the heads, and score the held-out test split."""
+    """Features for train/val/test, train the heads, and score the held-out test split.
+
+    ``catalog``: a catalog directory or file (docs/indexing.md "Catalog location").
+    """
     started = time.monotonic()
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    splits = split_records(image_records(catalog_dir), cfg.split)
+    location = resolve_catalog(catalog)
+    # The image root as given (unresolved) keys the feature cache, as the catalog dir did before.
+    catalog_dir = location.root_dir
+    splits = split_records(image_records(location), cfg.split)
     train = _subset(splits["train"], cfg.max_train_pairs, cfg.seed)
     val = _subset(splits["val"], cfg.max_eval_pairs, cfg.seed)
     test = _subset(splits["test"], cfg.max_eval_pairs, cfg.seed)
@@ -178,7 +185,7 @@ def train_alignment(catalog_dir: Path, cfg: TrainConfig, cache_dir: Path,
 
 
 def export_package(result: TrainResult, bb: Backbones, cfg: TrainConfig, out_dir: Path,
-                   catalog_dir: Path) -> Path:
+                   catalog: Path | CatalogLocation) -> Path:
     """Assemble backbone + head per tower, export both to ONNX and write the package atomically."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -218,7 +225,7 @@ def export_package(result: TrainResult, bb: Backbones, cfg: TrainConfig, out_dir
                                             "image_stages": cfg.unfreeze_image_stages},
                                "heads": "trained here (symmetric InfoNCE)" if cfg.loss == "infonce" else cfg.loss},
             "training": {
-                "data": {"catalog": Path(catalog_dir).name, "pairs": result.sizes,
+                "data": {"catalog": resolve_catalog(catalog).name, "pairs": result.sizes,
                          "split": {"val_fraction": cfg.split.val_fraction, "test_fraction": cfg.split.test_fraction,
                                    "seed": cfg.split.seed, "by": "sha256(seed:product id)"}},
                 "params": cfg.to_dict(),
@@ -235,9 +242,10 @@ def export_package(result: TrainResult, bb: Backbones, cfg: TrainConfig, out_dir
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def build(catalog_dir: Path, out_dir: Path, cfg: TrainConfig, cache_dir: Path) -> Path:
-    result, bb = train_alignment(catalog_dir, cfg, cache_dir)
-    return export_package(result, bb, cfg, out_dir, catalog_dir)
+def build(catalog: Path | CatalogLocation, out_dir: Path, cfg: TrainConfig, cache_dir: Path) -> Path:
+    location = resolve_catalog(catalog)
+    result, bb = train_alignment(location, cfg, cache_dir)
+    return export_package(result, bb, cfg, out_dir, location)
 
 
 __all__ = ["Backbones", "TrainResult", "build", "export_package", "load_backbones", "train_alignment"]

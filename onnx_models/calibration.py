@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from indexer.catalog import CATALOG_HELP, PRODUCTS_FILE, resolve_catalog
 from mmsearch.exceptions import ConfigError, ImageDecodeError, ModelError
 from onnx_models.catalog import SplitConfig, image_records, split_records
 from onnx_models.images import ImageSpec, preprocess, safe_decode
@@ -52,23 +53,26 @@ class CalibrationSet:
 
 
 def find_calibration_images(source: Path, count: int, manifest: Mapping[str, Any]) -> CalibrationSet:
-    """``count`` photos from a catalog directory (its *train* split) or from a plain image directory.
+    """``count`` photos from a catalog (its *train* split) or from a plain image directory.
 
-    From a catalog only training photos are used, so the held-out photos that
-    measure the int8 model's agreement with fp32 never shaped its ranges.
+    A catalog is a directory with products.jsonl or a catalog file, as for every
+    ``--catalog`` (docs/indexing.md "Catalog location"). From a catalog only
+    training photos are used, so the held-out photos that measure the int8
+    model's agreement with fp32 never shaped its ranges.
     """
     source = Path(source)
     if count < MIN_CALIBRATION_IMAGES:
         raise ModelError("too few calibration images requested", count=count, minimum=MIN_CALIBRATION_IMAGES)
-    if not source.is_dir():
-        raise ModelError("calibration images must be a directory of photos or a catalog directory",
+    if not (source.is_dir() or source.is_file()):
+        raise ModelError("calibration images must be a directory of photos or a catalog (" + CATALOG_HELP + ")",
                          path=str(source), exists=source.exists())
-    if (source / "products.jsonl").is_file():
+    if source.is_file() or (source / PRODUCTS_FILE).is_file():
         try:
-            records = split_records(image_records(source), SplitConfig.of_manifest(dict(manifest)))["train"]
+            location = resolve_catalog(source)
+            records = split_records(image_records(location), SplitConfig.of_manifest(dict(manifest)))["train"]
         except ConfigError as exc:
             raise ModelError("cannot read the calibration catalog", path=str(source), detail=str(exc)) from exc
-        files = [source / str(r["image"]) for r in sorted(records, key=lambda r: _spread_key(str(r["id"])))]
+        files = [location.root_dir / str(r["image"]) for r in sorted(records, key=lambda r: _spread_key(str(r["id"])))]
         origin = "catalog train split"
     else:
         found = [p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]

@@ -8,13 +8,12 @@ when the catalog grows.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmsearch.exceptions import ConfigError
+from indexer.catalog import CatalogLocation, iter_product_records, resolve_catalog
 
 
 @dataclass(frozen=True)
@@ -46,27 +45,23 @@ def split_of(product_id: str, cfg: SplitConfig) -> str:
     return "train"
 
 
-def iter_records(catalog_dir: Path) -> Iterator[dict[str, Any]]:
-    path = Path(catalog_dir) / "products.jsonl"
-    if not path.is_file():
-        raise ConfigError("catalog not found: products.jsonl missing", catalog_dir=str(catalog_dir))
-    with open(path, encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ConfigError("bad catalog line", path=str(path), line=line_no, detail=str(exc)) from exc
-            if isinstance(record, dict) and record.get("id") is not None:
-                record["id"] = str(record["id"])
-                yield record
+def iter_records(catalog: Path | CatalogLocation) -> Iterator[dict[str, Any]]:
+    """Catalog records with a string ``id`` (a directory or file, docs/indexing.md "Catalog location").
+
+    Bad lines follow the indexer's rule (skipped, counted, reported on stderr);
+    records without an id cannot be split, so they are left out here too.
+    """
+    for record in iter_product_records(resolve_catalog(catalog)):
+        if record.get("id") is not None:
+            record["id"] = str(record["id"])
+            yield record
 
 
-def image_records(catalog_dir: Path) -> list[dict[str, Any]]:
-    """Products that have a photo on disk: the (text, image) training pairs."""
-    root = Path(catalog_dir)
-    return [r for r in iter_records(root) if r.get("image") and (root / str(r["image"])).is_file()]
+def image_records(catalog: Path | CatalogLocation) -> list[dict[str, Any]]:
+    """Products that have a photo on disk (under the catalog's image root): the (text, image) training pairs."""
+    location = resolve_catalog(catalog)
+    root = location.root_dir
+    return [r for r in iter_records(location) if r.get("image") and (root / str(r["image"])).is_file()]
 
 
 def split_records(records: list[dict[str, Any]], cfg: SplitConfig) -> dict[str, list[dict[str, Any]]]:

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from indexer.catalog import CATALOG_HELP, resolve_catalog
 from mmsearch.exceptions import ConfigError, ModelError
 
 DEFAULT_CACHE = Path(".state") / "models" / "_features"
@@ -25,7 +26,7 @@ def register(subparsers: Any) -> None:
     sub = models.add_subparsers(dest="models_command", required=True)
 
     train = sub.add_parser("train-alignment", help="train MiniLM+EfficientNet-Lite projection heads (InfoNCE)")
-    train.add_argument("--catalog", type=Path, required=True, help="catalog dir with products.jsonl and images/")
+    train.add_argument("--catalog", type=Path, required=True, help=CATALOG_HELP)
     train.add_argument("--out", type=Path, required=True, help="model package directory to write")
     train.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="backbone feature cache")
     train.add_argument("--name", default="mmsearch-aligned")
@@ -72,7 +73,7 @@ def register(subparsers: Any) -> None:
 
     evaluate = sub.add_parser("eval", help="held-out retrieval metrics through onnxruntime")
     evaluate.add_argument("model_dir", type=Path)
-    evaluate.add_argument("--catalog", type=Path, required=True)
+    evaluate.add_argument("--catalog", type=Path, required=True, help=CATALOG_HELP)
     evaluate.add_argument("--split", default="test", choices=("train", "val", "test"))
     evaluate.add_argument("--limit", type=int, default=None)
     evaluate.add_argument("--threads", type=int, default=None)
@@ -93,12 +94,14 @@ def register(subparsers: Any) -> None:
                           help="static QDQ int8 for the image backbone (stem, colour histogram and head stay fp32), "
                                "calibrated on real photos")
     quantize.add_argument("--calibration-images", type=Path, default=None,
-                          help="photo directory, or a catalog directory (its train split is used)")
+                          help="photo directory, or a catalog (directory with products.jsonl, or catalog file; "
+                                "its train split is used)")
     quantize.add_argument("--calibration-count", type=int, default=None, help="photos to calibrate on (default 128)")
     quantize.set_defaults(handler=_quantize)
 
 
 def _train(args: argparse.Namespace) -> int:
+    location = resolve_catalog(args.catalog)  # before torch loads: a wrong path fails in a second
     from onnx_models.alignment import build
     from onnx_models.backbones import ColourConfig
     from onnx_models.text import TextTemplate
@@ -117,7 +120,7 @@ def _train(args: argparse.Namespace) -> int:
                           unfreeze_image_stages=args.unfreeze_image_stages, backbone_lr=args.backbone_lr)
     except ValueError as exc:
         raise ConfigError(f"invalid training option: {exc}") from exc
-    out = build(args.catalog, args.out, cfg, cache_dir=args.cache_dir)
+    out = build(location, args.out, cfg, cache_dir=args.cache_dir)
     return _info(argparse.Namespace(model_dir=out, no_verify=True))
 
 
@@ -149,11 +152,12 @@ def _eval(args: argparse.Namespace) -> int:
     from onnx_models.evaluate import cosine_agreement, evaluate_package
     from onnx_models.runtime import Encoder
 
+    location = resolve_catalog(args.catalog)
     encoder = Encoder.load(args.model_dir, intra_op_threads=args.threads)
-    result = evaluate_package(encoder, args.catalog, split=args.split, limit=args.limit)
+    result = evaluate_package(encoder, location, split=args.split, limit=args.limit)
     text_emb, image_emb = result.pop("embeddings")
     if args.compare:
-        other = evaluate_package(Encoder.load(args.compare, intra_op_threads=args.threads), args.catalog,
+        other = evaluate_package(Encoder.load(args.compare, intra_op_threads=args.threads), location,
                                  split=args.split, limit=args.limit)
         other_text, other_image = other.pop("embeddings")
         result["compare"] = {**other, "cosine_text": cosine_agreement(text_emb, other_text),

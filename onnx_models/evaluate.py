@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from indexer.catalog import CatalogLocation, resolve_catalog
 from onnx_models.catalog import SplitConfig, image_records, split_records
 from onnx_models.metrics import retrieval_report
 from onnx_models.runtime import Encoder
@@ -18,14 +19,16 @@ def split_config_of(encoder: Encoder) -> SplitConfig:
     return SplitConfig.of_manifest(encoder.manifest)
 
 
-def evaluate_package(encoder: Encoder, catalog_dir: Path, split: str = "test", limit: int | None = None,
-                     ) -> dict[str, Any]:
-    records = split_records(image_records(catalog_dir), split_config_of(encoder))[split]
+def evaluate_package(encoder: Encoder, catalog: Path | CatalogLocation, split: str = "test",
+                     limit: int | None = None) -> dict[str, Any]:
+    """``catalog``: a catalog directory or file (docs/indexing.md "Catalog location")."""
+    location = resolve_catalog(catalog)
+    records = split_records(image_records(location), split_config_of(encoder))[split]
     if limit is not None:
         records = records[:limit]
     started = time.monotonic()
     text_emb = encoder.encode_texts([encoder.product_text(r) for r in records])
-    image_emb = encoder.encode_images([(Path(catalog_dir) / r["image"]).read_bytes() for r in records])
+    image_emb = encoder.encode_images([(location.root_dir / r["image"]).read_bytes() for r in records])
     seconds = time.monotonic() - started
     report = retrieval_report(text_emb, image_emb, [r["article_type"] for r in records],
                               [r.get("base_colour") or "" for r in records])

@@ -1,7 +1,11 @@
 """Head-training experiments on cached features: loss collapse and the colour study (torch).
 
-    python -m onnx_models.experiments --catalog /work/shared/data/fashion-products \
+    python -m onnx_models.experiments [--catalog "$MMSEARCH_CATALOG_DIR"] \
         --out .state/experiments/alignment.json [--only collapse|colour|unfreeze|backbone]
+
+--catalog is a catalog directory (with products.jsonl) or catalog file
+(docs/indexing.md, "Catalog location"); without it, the shared catalog as
+``make demo`` finds it (MMSEARCH_CATALOG_DIR, else ../shared/data/fashion-products).
 
 Every variant trains on the same split with the same seed and is scored on the
 same held-out test products; only the named setting changes.
@@ -17,6 +21,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from indexer.catalog import CATALOG_HELP, CatalogLocation, catalog_or_default
+from mmsearch.exceptions import ConfigError
 from onnx_models.alignment import train_alignment
 from onnx_models.backbones import ColourConfig
 from onnx_models.text import TextTemplate
@@ -69,7 +75,7 @@ GROUPS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
-def run_group(catalog: Path, cache: Path, variants: dict[str, dict[str, Any]], done: list[dict[str, Any]],
+def run_group(catalog: Path | CatalogLocation, cache: Path, variants: dict[str, dict[str, Any]], done: list[dict[str, Any]],
               save: Any, pattern: str | None = None) -> list[dict[str, Any]]:
     """Train each variant not yet in ``done`` (or matching ``pattern``); ``save`` persists after each one."""
     rows = {row["variant"]: row for row in done}
@@ -104,12 +110,16 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--catalog", type=Path, required=True)
+    parser.add_argument("--catalog", type=Path, default=None, help=CATALOG_HELP)
     parser.add_argument("--cache-dir", type=Path, default=Path(".state/models/_features"))
     parser.add_argument("--out", type=Path, default=Path(".state/experiments/alignment.json"))
     parser.add_argument("--only", choices=sorted(GROUPS), action="append")
     parser.add_argument("--variant", default=None, help="re-run only variants whose label contains this")
     args = parser.parse_args(argv)
+    try:
+        catalog = catalog_or_default(args.catalog)
+    except ConfigError as exc:
+        parser.error(str(exc))
     results: dict[str, Any] = json.loads(args.out.read_text()) if args.out.is_file() else {}
     for group in args.only or list(GROUPS):
         def save(rows: list[dict[str, Any]], group: str = group) -> None:
@@ -117,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(results, indent=2))
 
-        rows = run_group(args.catalog, args.cache_dir, GROUPS[group], results.get(group, []), save, args.variant)
+        rows = run_group(catalog, args.cache_dir, GROUPS[group], results.get(group, []), save, args.variant)
         print(f"\n### {group}\n\n{markdown(rows)}\n")
     return 0
 
