@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from indexer.catalog import (CATALOG_HELP, PRODUCTS_FILE, CatalogLocation, count_records, iter_product_records,
+                             resolve_catalog)
 from mmsearch.config import Settings, default_catalog_dir
 from mmsearch.exceptions import MMSearchError
 
@@ -29,9 +31,12 @@ DEMO_ALIAS = "products"
 
 
 def register(subparsers: Any) -> None:
-    demo = subparsers.add_parser("demo", help="run the whole stack locally: ES, model, index, query service")
-    demo.add_argument("--catalog-dir", type=Path, help="catalog dir with products.jsonl (default: the shared "
-                      "fashion catalog, else a generated sample)")
+    demo = subparsers.add_parser("demo", help="run the whole stack locally: ES, model, index, query service",
+                                 description="Run the whole stack locally. Catalog: --catalog, else the shared "
+                                             "fashion catalog (MMSEARCH_CATALOG_DIR, else "
+                                             "../shared/data/fashion-products), else a generated sample.")
+    # --catalog-dir: the option's earlier name, kept so existing invocations still work.
+    demo.add_argument("--catalog", "--catalog-dir", dest="catalog", type=Path, help=CATALOG_HELP)
     demo.add_argument("--sample", action="store_true", help="use the generated synthetic catalog")
     demo.add_argument("--es-port", type=int, default=9200, help="port of the local node on its first start")
     demo.add_argument("--es-url", help="use this running cluster instead of the local node")
@@ -54,21 +59,19 @@ def _mmsearch(*args: str, env: dict[str, str]) -> None:
         raise MMSearchError("demo step failed", command="mmsearch " + " ".join(args), exit_code=proc.returncode)
 
 
-def choose_catalog(explicit: Path | None, sample: bool, state_dir: Path) -> Path:
+def choose_catalog(explicit: Path | None, sample: bool, state_dir: Path) -> CatalogLocation:
     if explicit is not None:
-        if not (explicit / "products.jsonl").is_file():
-            raise MMSearchError("no products.jsonl in the catalog dir", catalog_dir=str(explicit))
-        return explicit
+        return resolve_catalog(explicit)
     shared = None if sample else default_catalog_dir()
     if shared is not None:
-        return shared
+        return resolve_catalog(shared)
     from mmsearch.sample_catalog import generate
 
     target = state_dir / "sample-catalog"
-    if not (target / "products.jsonl").is_file():
+    if not (target / PRODUCTS_FILE).is_file():
         print(f"no shared catalog found; generating a synthetic one in {target}")
         generate(target)
-    return target
+    return resolve_catalog(target)
 
 
 def _alias_is_current(settings: Settings, identity: str, expected_docs: int) -> bool:
@@ -97,8 +100,8 @@ def _example_searches(settings: Settings, encoder: Any, query: str) -> None:
         print(f"  {hit['_score']:7.3f}  {hit['_id']:>6}  {hit['_source'].get('title')}")
 
 
-def _print_examples(url: str, catalog_dir: Path) -> None:
-    images = sorted((catalog_dir / "images").glob("*"))[:1]
+def _print_examples(url: str, image_root: Path) -> None:
+    images = sorted((image_root / "images").glob("*"))[:1]
     image = images[0] if images else Path("photo.jpg")
     print(f"""
 == Query service at {url}
@@ -128,17 +131,17 @@ def run_demo(args: argparse.Namespace) -> int:
     env = {**os.environ, "ES_URL": es_url, "MMSEARCH_ALIAS": DEMO_ALIAS}
 
     _say("2. catalog")
-    catalog_dir = choose_catalog(args.catalog_dir, args.sample, settings.state_dir)
-    with (catalog_dir / "products.jsonl").open() as lines:
-        n_products = sum(1 for line in lines if line.strip())
-    print(f"{catalog_dir} ({n_products} products)")
+    catalog = choose_catalog(args.catalog, args.sample, settings.state_dir)
+    counted = count_records(catalog.config())
+    n_products = counted if counted is not None else sum(1 for _ in iter_product_records(catalog))
+    print(f"{catalog.source} ({n_products} products)")
 
     _say("3. aligned text/image model")
-    model_dir = args.model_dir or settings.state_dir / "models" / f"demo-{catalog_dir.name}"
+    model_dir = args.model_dir or settings.state_dir / "models" / f"demo-{catalog.name}"
     if (model_dir / "manifest.json").is_file():
         print(f"reusing model package {model_dir}")
     else:
-        train = ["models", "train-alignment", "--catalog", str(catalog_dir), "--out", str(model_dir)]
+        train = ["models", "train-alignment", "--catalog", str(catalog.source), "--out", str(model_dir)]
         if args.epochs:
             train += ["--epochs", str(args.epochs)]
         _mmsearch(*train, env=env)
@@ -152,7 +155,7 @@ def run_demo(args: argparse.Namespace) -> int:
     if _alias_is_current(settings, encoder.identity, n_products):
         print(f"alias {DEMO_ALIAS!r} already serves this model with all {n_products} products")
     else:
-        _mmsearch("index", "build", "--catalog", str(catalog_dir / "products.jsonl"), "--model", str(model_dir),
+        _mmsearch("index", "build", "--catalog", str(catalog.products_file), "--model", str(model_dir),
                   "--swap", env=env)
     _mmsearch("index", "status", env=env)
 
@@ -161,7 +164,7 @@ def run_demo(args: argparse.Namespace) -> int:
         return 0
 
     _say("6. query service (Ctrl-C stops it; the node keeps running: `mmsearch node stop --name demo`)")
-    _print_examples(f"http://127.0.0.1:{args.port}", catalog_dir)
+    _print_examples(f"http://127.0.0.1:{args.port}", catalog.root_dir)
     os.execvpe(sys.executable, [sys.executable, "-m", "mmsearch.cli", "serve", "--port", str(args.port)], env)
     return 0  # not reached
 

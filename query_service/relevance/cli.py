@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from indexer.catalog import (CATALOG_HELP, SkippedRecords, iter_jsonl_records, iter_product_records,
+                             resolve_catalog)
 from mmsearch.exceptions import ConfigError
 
 
@@ -17,8 +19,9 @@ def register(subparsers: Any) -> None:
     sub = group.add_subparsers(dest="eval_command", required=True)
 
     judg = sub.add_parser("judgments", help="derive graded judgments from catalog attributes (README rule)")
-    judg.add_argument("--catalog", type=Path, required=True, help="catalog dir with products.jsonl")
-    judg.add_argument("--queries", type=Path, help="queries JSONL with intents (default: <catalog>/dev_queries.jsonl)")
+    judg.add_argument("--catalog", type=Path, required=True, help=CATALOG_HELP)
+    judg.add_argument("--queries", type=Path, help="queries JSONL with intents (default: dev_queries.jsonl in "
+                                                   "the catalog directory; needed with a catalog file)")
     judg.add_argument("--out", type=Path, required=True)
     judg.set_defaults(handler=_judgments)
 
@@ -33,7 +36,7 @@ def register(subparsers: Any) -> None:
         cmd.add_argument("--judgments", type=Path, required=True)
         cmd.add_argument("--alias", help="index alias (default: settings products_alias)")
         cmd.add_argument("--model", type=Path, help="model package (default: MMSEARCH_MODEL_DIR)")
-        cmd.add_argument("--catalog", type=Path, help="catalog dir, for image judgments")
+        cmd.add_argument("--catalog", type=Path, help=CATALOG_HELP)  # where image judgments' photos are
         cmd.add_argument("--out", type=Path, required=True, help="output dir (run) or variant file (tune)")
         cmd.set_defaults(handler=handler)
         if name == "run":
@@ -63,19 +66,24 @@ def _engine(args: argparse.Namespace) -> Any:
     return SearchEngine(es, Encoder.load(settings.model_dir), settings, detect_capabilities(es))
 
 
+def _image_root(args: argparse.Namespace) -> Path | None:
+    """Where image judgments' photos resolve: the catalog's image root (None without --catalog)."""
+    return resolve_catalog(args.catalog).root_dir if args.catalog is not None else None
+
+
 def _judgments(args: argparse.Namespace) -> int:
     from query_service.relevance.judgments import generate, write_jsonl
 
-    queries_path = args.queries or args.catalog / "dev_queries.jsonl"
-    for path in (args.catalog / "products.jsonl", queries_path):
-        if not path.is_file():
-            raise ConfigError("file not found", path=str(path))
-    products = [json.loads(line) for line in (args.catalog / "products.jsonl").open() if line.strip()]
-    queries = [json.loads(line) for line in queries_path.open() if line.strip()]
+    location = resolve_catalog(args.catalog)
+    queries_path = args.queries or location.require_dev_queries()
+    # One reader and one bad-line rule for the catalog and its queries (skipped, counted, on stderr).
+    skipped = SkippedRecords()
+    products = list(iter_product_records(location, skipped))
+    queries = list(iter_jsonl_records(queries_path, skipped))
     judged = generate(products, queries)
     write_jsonl(judged, args.out)
     print(json.dumps({"queries": len(judged), "judged_pairs": sum(len(j.grades) for j in judged),
-                      "out": str(args.out)}))
+                      "skipped_records": skipped.count, "out": str(args.out)}))
     return 0
 
 
@@ -94,7 +102,7 @@ def _run(args: argparse.Namespace) -> int:
 
     judgments = read_jsonl(args.judgments)
     variants = evaluate.load_variants(args.variants)
-    rankings = evaluate.run_variants(_engine(args), judgments, variants, args.catalog)
+    rankings = evaluate.run_variants(_engine(args), judgments, variants, _image_root(args))
     per_query = evaluate.score(rankings, judgments)
     summary = evaluate.summarize(per_query, args.baseline)
     paths = evaluate.write_outputs(per_query, summary, args.out)
@@ -113,6 +121,7 @@ def _tune(args: argparse.Namespace) -> int:
     from query_service.relevance.judgments import read_jsonl
 
     judgments = read_jsonl(args.judgments)
+    _image_root(args)  # a wrong --catalog fails as in every command, although tuning runs the text legs only
     engine = _engine(args)
     cache = tuning.collect_legs(engine, judgments)
     configs = tuning.candidate_grid()
