@@ -1,6 +1,10 @@
 """Encoder throughput: PyTorch eager vs onnxruntime fp32 vs onnxruntime int8 (a script, not a test).
 
-    python benchmarks/encoders.py --model .state/models/dev --catalog /work/shared/data/fashion-products
+    python benchmarks/encoders.py --model .state/models/dev [--catalog "$MMSEARCH_CATALOG_DIR"]
+
+--catalog is a catalog directory (with products.jsonl) or catalog file
+(docs/indexing.md, "Catalog location"); without it, the shared catalog as
+``make demo`` finds it (MMSEARCH_CATALOG_DIR, else ../shared/data/fashion-products).
 
 Texts are real catalog product texts, images real catalog JPEG bytes; every
 variant includes its own tokenisation / decoding + preprocessing, so the
@@ -31,6 +35,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from indexer.catalog import CATALOG_HELP, catalog_or_default  # noqa: E402
+from mmsearch.exceptions import ConfigError  # noqa: E402
 from onnx_models.catalog import image_records, split_records  # noqa: E402
 from onnx_models.evaluate import split_config_of  # noqa: E402
 from onnx_models.runtime import Encoder  # noqa: E402
@@ -90,26 +96,30 @@ def main() -> int:
     parser.add_argument("--calibration-count", type=int, default=128,
                         help="train-split photos to calibrate a missing static package on")
     parser.add_argument("--agreement-images", type=int, default=256, help="held-out photos for the cosine check")
-    parser.add_argument("--catalog", type=Path, default=Path("/work/shared/data/fashion-products"))
+    parser.add_argument("--catalog", type=Path, default=None, help=CATALOG_HELP)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats-b1", type=int, default=40)
     parser.add_argument("--repeats-b32", type=int, default=6)
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON result here too")
     args = parser.parse_args()
+    try:
+        catalog = catalog_or_default(args.catalog)
+    except ConfigError as exc:
+        parser.error(str(exc))
 
     load_start = os.getloadavg()
     int8_dir = ensure_quantized(args.model, args.int8 or args.model.with_name(args.model.name + "-int8"))
     static_dir = args.int8_static or args.model.with_name(args.model.name + "-int8-static")
-    static_dir = ensure_quantized(args.model, static_dir, image_static=True, calibration_images=args.catalog,
+    static_dir = ensure_quantized(args.model, static_dir, image_static=True, calibration_images=catalog.source,
                                   calibration_count=args.calibration_count)
     fp32 = Encoder.load(args.model, intra_op_threads=args.threads, providers=["CPUExecutionProvider"])
     int8 = Encoder.load(int8_dir, intra_op_threads=args.threads, providers=["CPUExecutionProvider"])
     static = Encoder.load(static_dir, intra_op_threads=args.threads, providers=["CPUExecutionProvider"])
-    held_out = split_records(image_records(args.catalog), split_config_of(fp32))["test"]
+    held_out = split_records(image_records(catalog), split_config_of(fp32))["test"]
     records = held_out[:max(256, args.agreement_images)]
     texts = [fp32.product_text(r) for r in records]
-    images = [(args.catalog / r["image"]).read_bytes() for r in records]
+    images = [(catalog.root_dir / r["image"]).read_bytes() for r in records]
 
     # A variant without a text function (None) is timed on images only.
     variants: dict[str, tuple[Callable[[list[str]], Any] | None, Callable[[list[bytes]], Any]]] = {}

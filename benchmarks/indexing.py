@@ -1,6 +1,10 @@
 """Indexing benchmark: end-to-end build vs encoder-only throughput, and index size per vector type.
 
-    ES_URL=http://127.0.0.1:9200 python benchmarks/indexing.py --model DIR [--limit N] [--repeats R]
+    ES_URL=http://127.0.0.1:9200 python benchmarks/indexing.py --model DIR [--catalog PATH] [--limit N] [--repeats R]
+
+--catalog is a catalog directory (with products.jsonl) or catalog file
+(docs/indexing.md, "Catalog location"); without it, the shared catalog as
+``make demo`` finds it (MMSEARCH_CATALOG_DIR, else ../shared/data/fashion-products).
 
 Phase 1 (encoder only): the same read -> normalise -> image decode (thread pool)
 -> batched encode path as the pipeline, with no Elasticsearch at all.
@@ -31,14 +35,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from indexer.catalog import CatalogConfig, read_catalog  # noqa: E402
+from indexer.catalog import CATALOG_HELP, CatalogConfig, catalog_or_default, read_catalog  # noqa: E402
 from indexer.documents import BuildSummary, build_source, content_hash, index_action  # noqa: E402
 from indexer.images import load_and_decode  # noqa: E402
 from indexer.lifecycle import build, image_source  # noqa: E402
 from indexer.pipeline import DeadLetterWriter, PipelineConfig, prepare_catalog  # noqa: E402
 from mappings import AnalysisConfig, IndexSpec, ModelFacts, VectorConfig, build_index_body  # noqa: E402
+from mmsearch.exceptions import ConfigError  # noqa: E402
 
-DEFAULT_CATALOG = Path(os.environ.get("MMSEARCH_CATALOG_DIR", "/work/shared/data/fashion-products")) / "products.jsonl"
 SIZE_TYPES = ("int8_hnsw", "bbq_hnsw", "hnsw", "flat")
 
 
@@ -146,13 +150,19 @@ def size_per_type(es: Any, encoder: Any, sources: list[tuple[Any, ...]], alias: 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, required=True)
-    parser.add_argument("--catalog", type=Path, default=DEFAULT_CATALOG)
-    parser.add_argument("--limit", type=int, help="first N catalog lines only")
+    parser.add_argument("--catalog", type=Path, default=None, help=CATALOG_HELP)
+    parser.add_argument("--limit", type=int, help="first N catalog lines only (JSONL catalogs)")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--alias", default="bench-products")
     parser.add_argument("--skip-size", action="store_true")
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
+    try:
+        location = catalog_or_default(args.catalog)
+    except ConfigError as exc:
+        parser.error(str(exc))
+    if args.limit and location.format != "jsonl":
+        parser.error("--limit copies the first N lines, so it needs a JSONL catalog")
 
     from mmsearch.config import Settings
     from onnx_models.runtime import Encoder
@@ -162,7 +172,8 @@ def main() -> int:
     encoder = Encoder.load(args.model)
     pipeline = PipelineConfig(batch_size=args.batch_size, progress=False)
     tmp = Path(tempfile.mkdtemp(prefix="mmsearch-bench-"))
-    catalog = CatalogConfig(path=_limited(args.catalog, args.limit, tmp), image_root=args.catalog.parent)
+    catalog = CatalogConfig(path=_limited(location.products_file, args.limit, tmp), format=location.format,
+                            image_root=location.root_dir)
     runs_enc, runs_e2e, sources = [], [], []
     for repeat in range(args.repeats):
         enc, kept = encoder_only(encoder, catalog, pipeline, keep_vectors=(repeat == 0 and not args.skip_size))
@@ -180,7 +191,7 @@ def main() -> int:
                        "load_avg_at_end": os.getloadavg(), "model": encoder.name, "dim": encoder.dim,
                        "providers": getattr(encoder, "providers", None), "batch_size": args.batch_size,
                        "decode_workers": pipeline.decode_workers, "bulk_threads": pipeline.bulk_threads,
-                       "catalog": str(args.catalog), "limit": args.limit, "repeats": args.repeats},
+                       "catalog": str(location.products_file), "limit": args.limit, "repeats": args.repeats},
         "encoder_only_runs": runs_enc, "end_to_end_runs": runs_e2e,
         "median_encoder_only_docs_per_s": enc_median, "median_end_to_end_docs_per_s": e2e_median,
         "ratio_end_to_end_vs_encoder_only": round(e2e_median / enc_median, 3),
