@@ -8,7 +8,6 @@ alias only ever moves in a single ``_aliases`` call. Decisions live in
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,10 +28,11 @@ SCAN_PAGE = 2000
 
 def model_identity_of(model_dir: str | Path) -> str:
     """sha256 of the package's manifest.json bytes (the contract's model identity), without loading ONNX."""
-    manifest = Path(model_dir) / "manifest.json"
-    if not manifest.is_file():
+    from onnx_models.manifest import MANIFEST, identity_of
+
+    if not (Path(model_dir) / MANIFEST).is_file():
         raise ConfigError("not a model package (manifest.json missing)", model_dir=str(model_dir))
-    return hashlib.sha256(manifest.read_bytes()).hexdigest()
+    return identity_of(Path(model_dir))
 
 
 def _body(response: Any) -> dict[str, Any]:

@@ -41,6 +41,7 @@ ENV_VARS: dict[str, str] = {
     "MMSEARCH_MODEL_DIR": "model_dir",
     "MMSEARCH_STATE_DIR": "state_dir",
     "MMSEARCH_RANKING": "ranking_file",
+    "MMSEARCH_PROXY_INDICES": "proxy_indices",
 }
 
 
@@ -61,6 +62,9 @@ class Settings:
     state_dir: Path = field(default=DEFAULT_STATE_DIR)
     #: The query service's default ranking and proxy options (query_service.ranking.load_service_ranking).
     ranking_file: Path | None = None
+    #: Indices besides the product alias (and its versioned indices) whose reads the ES-compatible
+    #: proxy relays unchanged (never hybrid). Empty: only the product alias is served.
+    proxy_indices: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         hosts = self.es_hosts
@@ -93,6 +97,14 @@ class Settings:
                     "not a valid Elasticsearch index/alias name (lowercase letters, digits, . _ -)",
                     setting=name, value=value,
                 )
+        proxy_indices = self.proxy_indices
+        if isinstance(proxy_indices, str):
+            proxy_indices = tuple(name.strip() for name in proxy_indices.split(",") if name.strip())
+        object.__setattr__(self, "proxy_indices", tuple(proxy_indices))
+        for name in self.proxy_indices:
+            if not _INDEX_NAME.match(name) or name == self.events_index:
+                raise ConfigError("proxy_indices entries must be index or alias names (no wildcards), and never "
+                                  "the events index", setting="proxy_indices", value=name)
         if self.model_dir is not None:
             object.__setattr__(self, "model_dir", Path(self.model_dir))
         if self.ranking_file is not None:
@@ -188,8 +200,9 @@ def _read_file(path: Path) -> dict[str, Any]:
 
 def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     out = dict(values)
-    if isinstance(out.get("es_hosts"), list):
-        out["es_hosts"] = tuple(out["es_hosts"])
+    for name in ("es_hosts", "proxy_indices"):
+        if isinstance(out.get(name), list):
+            out[name] = tuple(out[name])
     if isinstance(out.get("verify_certs"), str):
         text = out["verify_certs"].strip().lower()
         if text not in ("true", "false", "1", "0", "yes", "no"):

@@ -69,6 +69,14 @@ class ClusterUnavailableError(ClusterError):
     http_status = 503
 
 
+class IndexNotFoundError(ClusterUnavailableError):
+    """The index or alias does not exist (yet): nothing to serve until one is built and swapped in."""
+
+
+class ClusterAuthError(ClusterError):
+    """Elasticsearch refused the credentials the project was configured with (401/403)."""
+
+
 # --- models -----------------------------------------------------------------------
 
 
@@ -118,3 +126,9 @@ class PayloadTooLargeError(RequestValidationError):
     """The request body or an uploaded image exceeds the configured size cap."""
 
     http_status = 413
+
+
+class ForbiddenRequestError(RequestValidationError):
+    """The request is well-formed but not one this service is configured to serve (the proxy allowlist)."""
+
+    http_status = 403

@@ -42,8 +42,13 @@ def manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
     return (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n").encode()
 
 
+def identity_of_bytes(manifest_raw: bytes) -> str:
+    """The model identity: sha256 of the manifest file's bytes. The one definition; every reader calls it."""
+    return hashlib.sha256(manifest_raw).hexdigest()
+
+
 def identity_of(model_dir: Path) -> str:
-    return hashlib.sha256((Path(model_dir) / MANIFEST).read_bytes()).hexdigest()
+    return identity_of_bytes((Path(model_dir) / MANIFEST).read_bytes())
 
 
 def utc_now() -> str:

@@ -7,7 +7,6 @@ mutable state.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from PIL import Image
 
 from mmsearch.exceptions import ImageDecodeError, ModelError
 from onnx_models.images import DEFAULT_MAX_PIXELS, ImageSpec, preprocess, safe_decode, to_rgb
-from onnx_models.manifest import TOKENIZER_DIR, read_manifest
+from onnx_models.manifest import TOKENIZER_DIR, identity_of_bytes, read_manifest
 from onnx_models.text import TextTemplate, TextTokenizer
 
 ImageInput = bytes | bytearray | memoryview | Image.Image
@@ -69,7 +68,7 @@ class Encoder:
                  options: RuntimeOptions) -> None:
         self.model_dir = Path(model_dir)
         self.manifest = manifest
-        self.identity = hashlib.sha256(manifest_raw).hexdigest()
+        self.identity = identity_of_bytes(manifest_raw)
         self.name: str = str(manifest["name"])
         self.dim: int = int(manifest["dim"])
         self.options = options

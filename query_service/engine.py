@@ -1,19 +1,25 @@
-"""Hybrid search: encode the query, run every leg in one ``_msearch``, fuse, explain.
+"""Hybrid search: encode the query, run every leg in one ``_msearch``, fuse, page, explain.
 
-``SearchEngine.search`` is the one code path behind ``/search``, the proxy, the
-A/B variants and offline evaluation. The pure pieces (query bodies, fusion,
-pagination, facets) live in ``queries`` and ``fusion``; this module holds the
-I/O around them and the degradation rules:
+``SearchEngine`` is the one search path. ``search`` serves ``/search``, A/B
+variants and interleaving; ``search_app`` serves the Elasticsearch-compatible
+proxy (``_search`` and every hybrid item of an ``_msearch``); ``run_legs`` +
+``fuse_run`` serve offline evaluation and tuning. All of them build leg bodies,
+send them as one ``_msearch`` through the gateway (``mmsearch.gateway``), parse
+and degrade them with ``query_service.legs``, fuse with ``query_service.fusion``
+and fetch the page. The pure pieces live in ``queries``, ``legs``, ``dsl`` and
+``fusion``; this module holds the I/O around them and the degradation rules:
 
 - an encoder failure or timeout drops that modality's vector legs and says so
   in ``degraded`` (BM25 still answers a text query);
-- a leg that errors in ES is dropped and named in ``degraded``;
+- a leg that errors in ES is dropped and named in ``degraded``; when no leg
+  answers, the error is raised with the gateway's status for it;
 - ES unreachable raises ``ClusterUnavailableError`` (the app answers 503).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -26,12 +32,17 @@ from mmsearch.exceptions import (
     ClusterUnavailableError,
     EncoderUnavailableError,
     ImageDecodeError,
+    IndexNotFoundError,
+    RequestValidationError,
 )
-from query_service import queries
+from mmsearch.gateway import SearchGateway, as_gateway
+from query_service import dsl, legs, queries
+from query_service.dsl import AppQuery, AppResult
 from query_service.fusion import FusedHit, facet_counts, fuse, paginate
+from query_service.legs import LegBatch, LegRun
 from query_service.ranking import LEGS, MAX_NUM_CANDIDATES, RankingConfig, SearchRequest
 
-__all__ = ["EngineOptions", "LegRun", "RankingConfig", "SearchEngine", "SearchRequest"]
+__all__ = ["AppQuery", "AppResult", "EngineOptions", "LegRun", "RankingConfig", "SearchEngine", "SearchRequest"]
 
 
 @dataclass(frozen=True)
@@ -55,35 +66,33 @@ class EngineOptions:
             raise ValueError("escalation_factor must be >= 2")
 
 
-@dataclass
-class LegRun:
-    """Raw leg results before fusion (also what offline tuning caches)."""
-
-    legs: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
-    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
-    weights: dict[str, float] = field(default_factory=dict)
-    degraded: list[str] = field(default_factory=list)
-    took_ms: dict[str, float] = field(default_factory=dict)
-    leg_took_ms: dict[str, float] = field(default_factory=dict)
-    guaranteed_k: list[dict[str, Any]] = field(default_factory=list)
-    lean: bool = False  # sources hold facet doc values only; page sources are fetched separately
-
-
 def _ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000.0, 3)
 
 
+def raise_for_unanswered(run: LegRun, index: str) -> None:
+    """No leg answered: the same failure gets the gateway's status for it (missing index 503, refused 502)."""
+    if run.legs or not run.errors:
+        return
+    statuses = {status for status, _ in run.errors.values()}
+    reasons = "; ".join(run.degraded)[:300]
+    if statuses == {404}:
+        raise IndexNotFoundError("the index or alias does not exist (yet)", index=index)
+    if statuses & {429, 502, 503, 504}:
+        raise ClusterUnavailableError("Elasticsearch is busy or restarting", index=index, error=reasons)
+    raise ClusterError("Elasticsearch rejected every leg of the search", index=index, error=reasons)
+
+
 class SearchEngine:
-    def __init__(self, es: Any, encoder: Any, settings: Any, capabilities: Any = None,
+    def __init__(self, es: SearchGateway | Any, encoder: Any, settings: Any, capabilities: Any = None,
                  options: EngineOptions | None = None, index: str | None = None) -> None:
-        self.es = es
+        self.gateway: SearchGateway = as_gateway(es)
         self.encoder = encoder
         self.settings = settings
         self.capabilities = capabilities
         self.options = options or EngineOptions()
         self.index = index or settings.products_alias
-        # es.options() copies the client (~0.3 ms per call), so the per-leg-timeout client is built once.
-        self._legs_es = es.options(request_timeout=self.options.leg_timeout_ms / 1000.0 + 5)
+        self._leg_request_timeout_s = self.options.leg_timeout_ms / 1000.0 + 5
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="encode")
         self._id_fields: dict[str, str | None] = {}  # concrete index -> its _meta.doc_id_field
         self._alias_id_field: str | None = None
@@ -139,7 +148,7 @@ class SearchEngine:
         return active
 
     def _leg_bodies(self, request: SearchRequest, ranking: RankingConfig, weights: dict[str, float],
-                    vectors: dict[str, np.ndarray], id_field: str | None = None) -> dict[str, dict[str, Any]]:
+                    vectors: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
         bodies = {}
         timeout = self.options.leg_timeout_ms
         for leg in weights:
@@ -150,8 +159,6 @@ class SearchEngine:
             elif modality in vectors:
                 bodies[leg] = queries.knn_body(field_name, vectors[modality], ranking, request.filters,
                                                timeout_ms=timeout)
-        if self.lean_for(len(bodies)):
-            bodies = {leg: queries.ids_only(body, request.facets, id_field) for leg, body in bodies.items()}
         return bodies
 
     def lean_for(self, legs: int) -> bool:
@@ -170,106 +177,83 @@ class SearchEngine:
         now = time.monotonic()
         if now < self._id_field_checked_until:
             return self._alias_id_field
-        field = None
+        field_name = None
         try:
-            response = self.es.indices.get_mapping(index=self.index)
-            body = response.body if hasattr(response, "body") else response
-            for name, info in body.items():
-                self._id_fields[name] = ((info.get("mappings") or {}).get("_meta") or {}).get("doc_id_field")
-            declared = {self._id_fields[name] for name in body}
-            field = declared.pop() if len(declared) == 1 else None
-        except Exception:  # an optimisation only: any failure (or a fake client) means the ordinary path
-            field = None
-        self._alias_id_field, self._id_field_checked_until = field, now + self.options.id_field_ttl_s
-        return field
+            mappings = self.gateway.mappings(self.index)
+            for name, mapping in mappings.items():
+                self._id_fields[name] = (mapping.get("_meta") or {}).get("doc_id_field")
+            declared = {self._id_fields[name] for name in mappings}
+            field_name = declared.pop() if len(declared) == 1 else None
+        except Exception:  # an optimisation only: any failure (or a fake gateway) means the ordinary path
+            field_name = None
+        self._alias_id_field, self._id_field_checked_until = field_name, now + self.options.id_field_ttl_s
+        return field_name
 
     @property
     def declared_id_fields(self) -> dict[str, str | None]:
         """Concrete index -> its ``_meta.doc_id_field`` (None: not declared), as last looked up."""
         return dict(self._id_fields)
 
-    def _msearch(self, bodies: dict[str, dict[str, Any]], index: str | None = None) -> list[dict[str, Any]]:
-        from elasticsearch import ApiError, NotFoundError, TransportError
+    def _msearch(self, searches: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return self.gateway.msearch(searches, timeout_s=self._leg_request_timeout_s)
 
-        index = index or self.index
-        try:
-            response = self._legs_es.msearch(
-                searches=queries.msearch_payload(index, list(bodies.values())))
-        except NotFoundError as exc:
-            raise ClusterUnavailableError("the index or alias does not exist (yet)", index=index) from exc
-        except ApiError as exc:
-            raise ClusterError("Elasticsearch rejected the search", index=index, error=str(exc)[:300]) from exc
-        except TransportError as exc:
-            raise ClusterUnavailableError("Elasticsearch is unreachable", error=str(exc)[:300]) from exc
-        return list(response.body["responses"] if hasattr(response, "body") else response["responses"])
+    def _search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.gateway.search(index, body, timeout_s=self._leg_request_timeout_s)
 
-    def run_legs(self, request: SearchRequest, ranking: RankingConfig) -> LegRun:
-        run = LegRun()
-        start = time.perf_counter()
-        weights = self.active_legs(request, ranking)
-        vectors = self.encode(request, ranking, run.degraded)
-        run.took_ms["encode"] = _ms(start)
-        id_field = self.doc_id_field() if self.lean_for(len(weights)) else None
-        bodies = self._leg_bodies(request, ranking, weights, vectors, id_field)
-        run.weights = {leg: weights[leg] for leg in bodies}
-        run.lean = self.lean_for(len(bodies))
-        if not bodies:
-            raise EncoderUnavailableError("no leg can answer this request", degraded=run.degraded)
-        es_start = time.perf_counter()
-        responses = self._msearch(bodies)
-        parsed = self._parse_legs(responses, id_field if run.lean else None, id_field in request.facets)
+    def _send_legs(self, batches: Sequence[LegBatch], lean: bool, id_field: str | None
+                   ) -> tuple[list[list[dict[str, Any]]], list[list[legs.ParsedLeg]] | None]:
+        responses = legs.split_responses(batches, self._msearch(legs.msearch_searches(batches, lean, id_field)))
+        return responses, legs.parse_batches(batches, responses, self._id_fields, id_field)
+
+    def run_batches(self, batches: Sequence[LegBatch], lean: bool) -> list[LegRun]:
+        """The legs of one or more searches -> one ``_msearch`` -> parse -> degrade, one ``LegRun`` each."""
+        id_field = self.doc_id_field() if lean else None
+        responses, parsed = self._send_legs(batches, lean, id_field)
         if parsed is None:
             # A hit from an index that does not declare the field (the alias moved since the last
             # look): forget the field and run the legs the ordinary way.
             self._id_field_checked_until = 0.0
-            bodies = self._leg_bodies(request, ranking, weights, vectors)
-            responses = self._msearch(bodies)
-            parsed = self._parse_legs(responses, None, False)
-        for leg, response, leg_result in zip(bodies, responses, parsed or ()):
-            reason = queries.leg_error_reason(response)
-            if reason is not None:
-                run.degraded.append(f"leg:{leg}: {reason}")
-                run.weights.pop(leg, None)
-                continue
-            if response.get("timed_out"):
-                run.degraded.append(f"leg:{leg}: timed out after {self.options.leg_timeout_ms}ms (partial results)")
-            ranked, sources = leg_result
-            run.legs[leg] = ranked
-            run.sources.update(sources)
-            run.leg_took_ms[leg] = float(response.get("took", 0))
+            responses, parsed = self._send_legs(batches, lean, None)
+        runs = []
+        for batch, batch_responses, batch_parsed in zip(batches, responses, parsed or ()):
+            run = LegRun(lean=lean)
+            legs.collect(batch, batch_responses, batch_parsed, run, self.options.leg_timeout_ms)
+            runs.append(run)
+        return runs
+
+    def run_legs(self, request: SearchRequest, ranking: RankingConfig) -> LegRun:
+        start = time.perf_counter()
+        weights = self.active_legs(request, ranking)
+        if not weights:
+            raise RequestValidationError("every leg has weight 0 for this request: raise text_weight, image_weight "
+                                         "or a leg weight above 0")
+        degraded: list[str] = []
+        vectors = self.encode(request, ranking, degraded)
+        encode_ms = _ms(start)
+        bodies = self._leg_bodies(request, ranking, weights, vectors)
+        if not bodies:
+            raise EncoderUnavailableError("no leg can answer this request", degraded=degraded)
+        es_start = time.perf_counter()
+        batch = LegBatch(self.index, bodies, weights, request.facets)
+        [run] = self.run_batches([batch], self.lean_for(len(bodies)))
+        run.degraded[:0] = degraded
+        run.took_ms["encode"] = encode_ms
+        raise_for_unanswered(run, self.index)
         if request.filters:
-            self._guarantee_k(request, ranking, vectors, run)
+            self._guarantee_k(self.index, queries.filter_clauses(request.filters), ranking, vectors, run)
         run.took_ms["es"] = _ms(es_start)
         return run
 
-    def _parse_legs(self, responses: list[dict[str, Any]], id_field: str | None,
-                    keep_field: bool) -> list[tuple[list[tuple[str, float]], dict[str, Any]]] | None:
-        """Each leg's (ranked, sources); a failed leg gets empty ones. None: an id can't be trusted."""
-        out = []
-        for response in responses:
-            if queries.leg_error_reason(response) is not None:
-                out.append(([], {}))
-            elif id_field is None:
-                out.append(queries.parse_leg_response(response))
-            else:
-                leg_result = queries.parse_id_field_leg(response, self._id_fields, id_field, keep_field)
-                if leg_result is None:
-                    return None
-                out.append(leg_result)
-        return out
-
     # -- guaranteed k under filters -------------------------------------------------------
 
-    def _guarantee_k(self, request: SearchRequest, ranking: RankingConfig, vectors: dict[str, np.ndarray],
-                     run: LegRun) -> None:
+    def _guarantee_k(self, index: str, clauses: list[dict[str, Any]], ranking: RankingConfig,
+                     vectors: dict[str, np.ndarray], run: LegRun) -> None:
         """A filtered kNN leg must return min(depth, matching docs) hits: escalate, then go exact."""
         for leg, ranked in list(run.legs.items()):
             modality, field_name = LEGS[leg]
             if field_name is None or len(ranked) >= ranking.depth or modality not in vectors:
                 continue
-            filter_query = {"bool": {"filter": queries.filter_clauses(request.filters)
-                                     + [{"exists": {"field": field_name}}]}}
-            matching = int(self.es.count(index=self.index, query=filter_query)["count"])
+            matching = self.gateway.count(index, {"bool": {"filter": clauses + [{"exists": {"field": field_name}}]}})
             needed = min(ranking.depth, matching)
             if len(ranked) >= needed:
                 continue
@@ -277,12 +261,12 @@ class SearchEngine:
             num_candidates = ranking.num_candidates
             while len(ranked) < needed and num_candidates < MAX_NUM_CANDIDATES:
                 num_candidates = min(MAX_NUM_CANDIDATES, num_candidates * self.options.escalation_factor)
-                body = queries.knn_body(field_name, vectors[modality], ranking, request.filters, num_candidates)
-                ranked, sources = queries.parse_leg_response(self._search(body))
+                body = queries.knn_body(field_name, vectors[modality], ranking, clauses, num_candidates)
+                ranked, sources = queries.parse_leg_response(self._search(index, body))
                 run.sources.update(sources)
                 record["strategy"] = f"num_candidates={num_candidates}"
             if len(ranked) < needed:
-                exact = self._exact(field_name, vectors[modality], request, ranking, matching, run)
+                exact = self._exact(index, field_name, vectors[modality], clauses, ranking, matching, run)
                 if exact is not None:  # None: too many docs to brute-force; keep what kNN found
                     ranked = exact
                     record["strategy"] = "exact"
@@ -290,18 +274,18 @@ class SearchEngine:
             run.legs[leg] = ranked
             run.guaranteed_k.append(record)
 
-    def _exact(self, field_name: str, vector: np.ndarray, request: SearchRequest, ranking: RankingConfig,
-               matching: int, run: LegRun) -> list[tuple[str, float]] | None:
+    def _exact(self, index: str, field_name: str, vector: np.ndarray, clauses: list[dict[str, Any]],
+               ranking: RankingConfig, matching: int, run: LegRun) -> list[tuple[str, float]] | None:
         if self.capabilities is not None and getattr(self.capabilities, "painless", False):
-            body = queries.exact_script_body(field_name, vector, request.filters, ranking.depth)
-            ranked, sources = queries.parse_leg_response(self._search(body))
+            body = queries.exact_script_body(field_name, vector, clauses, ranking.depth)
+            ranked, sources = queries.parse_leg_response(self._search(index, body))
             run.sources.update(sources)
             return ranked
         if matching > self.options.exact_limit:
             run.degraded.append(f"exact:{field_name}: {matching} filtered docs exceed the exact-search limit")
             return None
-        body = queries.exact_fetch_body(field_name, request.filters, matching)
-        hits = self._search(body)["hits"]["hits"]
+        body = queries.exact_fetch_body(field_name, clauses, matching)
+        hits = self._search(index, body)["hits"]["hits"]
         ranked = queries.rank_by_cosine(vector, hits, field_name, ranking.depth)
         for doc_id, _, source in ranked:
             run.sources.setdefault(doc_id, source)
@@ -309,20 +293,9 @@ class SearchEngine:
 
     def _fetch_page_sources(self, run: LegRun, ids: list[str]) -> None:
         """Replace the page hits' doc-value stubs with their ``_source`` (one request for the page)."""
-        _, sources = queries.parse_leg_response(self._search(queries.page_sources_body(ids)))
+        _, sources = queries.parse_leg_response(self._search(self.index, queries.page_sources_body(ids)))
         for doc_id in ids:
             run.sources[doc_id] = sources.get(doc_id, {})  # a doc deleted since the legs ran shows empty
-
-    def _search(self, body: dict[str, Any]) -> dict[str, Any]:
-        from elasticsearch import ApiError, TransportError
-
-        try:
-            response = self.es.search(index=self.index, **body)
-        except ApiError as exc:
-            raise ClusterError("Elasticsearch rejected the search", index=self.index, error=str(exc)[:300]) from exc
-        except TransportError as exc:
-            raise ClusterUnavailableError("Elasticsearch is unreachable", error=str(exc)[:300]) from exc
-        return dict(response.body if hasattr(response, "body") else response)
 
     # -- the whole search ------------------------------------------------------------------
 
@@ -382,7 +355,7 @@ class SearchEngine:
         body = queries.native_rrf_body(request.text if "bm25" in weights else None, knn_legs, ranking,
                                        request.filters, request.offset + request.size)
         es_start = time.perf_counter()
-        response = self._search(body)
+        response = self._search(self.index, body)
         took["es"] = _ms(es_start)
         took["total"] = _ms(total_start)
         hits = response["hits"]["hits"][request.offset:]
@@ -393,6 +366,102 @@ class SearchEngine:
                          if leg != "bm25" or "bm25" in weights},
                 "fusion": {"method": "native_rrf", "rrf_k": ranking.rrf_k}, "guaranteed_k": [],
                 "degraded": degraded}
+
+    # -- searches an Elasticsearch application wrote (the proxy) ---------------------------
+
+    def search_app(self, app_queries: Sequence[AppQuery], ranking: RankingConfig) -> list[AppResult]:
+        """Hybrid results for app DSL searches: every leg of every query in one ``_msearch``, then
+        every page (and fused-set aggregations) in a second. Text legs only: an app sends no photo."""
+        start = time.perf_counter()
+        weights = {leg: w for leg, w in ranking.legs.items() if w > 0 and LEGS[leg][0] == "text"}
+        if not weights:
+            raise RequestValidationError("the ranking has no text leg with a weight above 0")
+        degraded: list[str] = []
+        vectors: Any = None
+        if any(LEGS[leg][1] for leg in weights):
+            texts = [query.text for query in app_queries]
+            vectors = self._encode("text_vector", lambda: self.encoder.encode_texts(texts), degraded)
+        batches = [LegBatch(query.index, self._app_bodies(query, ranking, weights, None if vectors is None
+                                                          else vectors[i]), weights)
+                   for i, query in enumerate(app_queries)]
+        # Always lean: the page fetch applies the app's presentation to every hit, whichever leg found it.
+        runs = self.run_batches(batches, lean=True)
+        fused_lists = []
+        for i, (query, run) in enumerate(zip(app_queries, runs)):
+            run.degraded[:0] = degraded
+            if query.knn_filter and vectors is not None and not run.errors.get("bm25"):
+                self._guarantee_k(query.index, [dict(c) for c in query.knn_filter], ranking,
+                                  {"text": vectors[i]}, run)
+            fused_lists.append(self.fuse_run(run, ranking))
+        results = self._app_pages(app_queries, runs, fused_lists)
+        took = _ms(start)
+        for result in results:
+            result.took_ms = took
+        return results
+
+    def _app_bodies(self, query: AppQuery, ranking: RankingConfig, weights: dict[str, float],
+                    vector: np.ndarray | None) -> dict[str, dict[str, Any]]:
+        bodies: dict[str, dict[str, Any]] = {}
+        for leg in weights:
+            field_name = LEGS[leg][1]
+            if field_name is None:
+                bodies[leg] = dsl.lexical_leg(query, ranking.depth)
+            elif vector is not None:
+                bodies[leg] = queries.knn_body(field_name, vector, ranking, query.knn_filter,
+                                               timeout_ms=self.options.leg_timeout_ms)
+        return bodies
+
+    def _app_pages(self, app_queries: Sequence[AppQuery], runs: Sequence[LegRun],
+                   fused_lists: Sequence[list[FusedHit]]) -> list[AppResult]:
+        """One ``_msearch`` for every query's page (presented as the app asked) and fused aggregations."""
+        searches: list[dict[str, Any]] = []
+        slots: list[tuple[int | None, int | None]] = []  # per query: (page item, aggregations item)
+        pages = []
+        for query, run, fused in zip(app_queries, runs, fused_lists):
+            page = paginate(fused, query.offset, query.size) if not run.errors.get("bm25") else []
+            pages.append(page)
+            page_slot = aggs_slot = None
+            if page:
+                page_slot = len(searches) // 2
+                searches += [{"index": query.index}, dsl.page_body(query, [hit.doc_id for hit in page])]
+            aggs_body = dsl.fused_aggregations_body(query, [hit.doc_id for hit in fused])
+            if aggs_body is not None and not run.errors.get("bm25"):
+                aggs_slot = len(searches) // 2
+                searches += [{"index": query.index}, aggs_body]
+            slots.append((page_slot, aggs_slot))
+        responses = self._msearch(searches) if searches else []
+        return [self._app_result(query, run, fused, page, [responses[s] if s is not None else None for s in slot])
+                for query, run, fused, page, slot in zip(app_queries, runs, fused_lists, pages, slots)]
+
+    @staticmethod
+    def _app_result(query: AppQuery, run: LegRun, fused: list[FusedHit], page: list[FusedHit],
+                    fetched: list[dict[str, Any] | None]) -> AppResult:
+        page_response, aggs_response = fetched
+        result = AppResult(fused_total=len(fused), lexical=run.envelopes.get("bm25", {}), legs=sorted(run.legs),
+                           degraded=run.degraded, timed_out=any(e.get("timed_out") for e in run.envelopes.values()),
+                           max_score=fused[0].score if fused else None)
+        lexical_error = run.errors.get("bm25")
+        if lexical_error is not None:
+            result.error = lexical_error
+            return result
+        if aggs_response is not None:
+            if queries.leg_error_reason(aggs_response) is not None:  # the app's own aggregations are invalid
+                result.error = (int(aggs_response.get("status") or 400), aggs_response.get("error"))
+                return result
+            result.aggregations = aggs_response.get("aggregations", {})
+        elif query.aggregations is not None:
+            result.aggregations = result.lexical.get("aggregations")
+        by_id: dict[str, dict[str, Any]] = {}
+        if page_response is not None:
+            reason = queries.leg_error_reason(page_response)
+            if reason is not None:
+                result.degraded.append(f"page: {reason}")
+            else:
+                by_id = dsl.order_page_hits(page_response, [hit.doc_id for hit in page])
+        for hit in page:  # a doc deleted since the legs ran keeps its place, without a source
+            shown = by_id.get(hit.doc_id) or {"_index": query.index, "_id": hit.doc_id, "_source": {}}
+            result.hits.append({**shown, "_score": hit.score})
+        return result
 
     @staticmethod
     def _hit(hit: FusedHit, run: LegRun, explain: bool) -> dict[str, Any]:

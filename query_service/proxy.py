@@ -1,36 +1,33 @@
-"""Elasticsearch-compatible ``_search``: pure planning and response shaping, no I/O.
+"""Elasticsearch-compatible ``_search`` and ``_msearch``: translation between the DSL and the engine. Pure.
 
 An existing keyword application keeps sending its DSL. We pull the shopper's
 text out of ``match``, ``multi_match``, ``simple_query_string`` and ``bool.must``
-clauses, run the *original* query unchanged as the lexical leg (so its
-filters, boosts and aggregations behave exactly as before), add vector legs
-with the original ``bool.filter`` as kNN pre-filter, fuse, and answer in ES's
-own response shape. Anything we cannot improve safely is passed through.
+clauses and hand the engine an ``AppQuery``: the *original* query runs unchanged
+as the lexical leg (so its filters, boosts and aggregations behave exactly as
+before), the vector legs get the original ``bool.filter`` as kNN pre-filter, and
+``SearchEngine.search_app`` fuses and pages on the same path as ``/search``. The
+result is answered in ES's own response shape. Anything we cannot improve
+safely is passed through; what may pass at all is ``proxy_access``'s allowlist.
 """
 
 from __future__ import annotations
 
-import copy
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mmsearch.jsoncodec import float_list
-from query_service.fusion import FusedHit
+from mmsearch.exceptions import ForbiddenRequestError, MMSearchError, RequestValidationError
+from query_service.dsl import FACET_MODES, AppQuery, AppResult
 
 #: Body keys that change the meaning of a search so much that fusing would break it.
 _NOT_IMPROVABLE = ("sort", "knn", "retriever", "rescore", "collapse", "search_after", "pit", "suggest",
                    "scroll", "rank", "min_score",
                    # Lucene score explanations describe BM25 scores; fused scores have none.
                    "explain")
-#: Per-hit presentation options of the app's request, repeated in the vector legs so every
-#: fused hit looks like the app expects (highlights, fields, versions), whichever leg found it.
-_PRESENTATION = ("_source", "highlight", "fields", "docvalue_fields", "stored_fields", "script_fields", "version",
-                 "seq_no_primary_term")
-#: Per-hit keys copied from the leg's hit into the fused hit (lexical leg first).
-HIT_EXTRAS = ("highlight", "fields", "_version", "_seq_no", "_primary_term", "_ignored")
 OPTIONS_HEADER = "X-Hybrid-Options"
+#: Proxy options that are not ranking overrides: ``off`` (pass through) and ``facets`` (dsl.FACET_MODES).
+PROXY_ONLY_OPTIONS = ("off", "facets")
 
 
 @dataclass(frozen=True)
@@ -50,7 +47,12 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def extract_text(query: Any) -> str | None:
-    """The user text of a query: from match / multi_match / simple_query_string, recursing into bool.must."""
+    """The user text of a query: from match / multi_match / simple_query_string, recursing into ``bool``.
+
+    ``bool.must`` clauses add up ("red" + "shirt"). A ``bool`` with only ``should`` clauses is read
+    when every text clause in it carries the same text: that is how search UIs phrase one query
+    several ways (Searchkit: fuzzy, prefix and phrase ``multi_match`` of the same words).
+    """
     if not isinstance(query, Mapping) or len(query) != 1:
         return None
     kind, clause = next(iter(query.items()))
@@ -58,12 +60,20 @@ def extract_text(query: Any) -> str | None:
         value = next(iter(clause.values()))
         text = value.get("query") if isinstance(value, Mapping) else value
         return str(text) if isinstance(text, (str, int, float)) and str(text).strip() else None
-    if kind in ("multi_match", "simple_query_string") and isinstance(clause, Mapping):
+    if kind in ("multi_match", "simple_query_string", "match_phrase", "match_bool_prefix") \
+            and isinstance(clause, Mapping):
         text = clause.get("query")
+        if kind in ("match_phrase", "match_bool_prefix") and len(clause) == 1:  # {field: text | {query: text}}
+            value = next(iter(clause.values()))
+            text = value.get("query") if isinstance(value, Mapping) else value
         return str(text) if isinstance(text, str) and text.strip() else None
     if kind == "bool" and isinstance(clause, Mapping):
         texts = [t for t in (extract_text(q) for q in _as_list(clause.get("must"))) if t]
-        return " ".join(texts) if texts else None
+        if texts:
+            return " ".join(dict.fromkeys(texts))
+        if "should" in clause and "minimum_should_match" not in clause:
+            variants = {t.strip().lower(): t for t in (extract_text(q) for q in _as_list(clause.get("should"))) if t}
+            return next(iter(variants.values())) if len(variants) == 1 else None
     return None
 
 
@@ -91,21 +101,6 @@ def filter_of(query: Any) -> list[dict[str, Any]] | None:
     return out
 
 
-_READ_ENDPOINTS = ("_search", "_msearch", "_count", "_mget", "_field_caps", "_validate/query", "_explain",
-                   "_search/template", "_msearch/template", "_termvectors", "_mtermvectors")
-
-
-def is_read_only(method: str, path: str) -> bool:
-    """GET/HEAD anywhere, POST only to read endpoints; everything else is refused."""
-    if method in ("GET", "HEAD"):
-        return True
-    if method != "POST":
-        return False
-    trimmed = path.rstrip("/")
-    return any(trimmed.endswith("/" + endpoint) or trimmed == endpoint for endpoint in _READ_ENDPOINTS) \
-        or "/_explain/" in trimmed or "/_termvectors/" in trimmed
-
-
 def plan(body: Mapping[str, Any] | None, params: Mapping[str, str], options: Mapping[str, Any], depth: int) -> ProxyPlan:
     if options.get("off"):
         return ProxyPlan(False, "hybrid disabled by header")
@@ -114,6 +109,10 @@ def plan(body: Mapping[str, Any] | None, params: Mapping[str, str], options: Map
     blocked = [key for key in _NOT_IMPROVABLE if key in body or key in params]
     if blocked:
         return ProxyPlan(False, f"uses {', '.join(blocked)}")
+    malformed = [key for key in ("aggs", "aggregations", "highlight", "post_filter")
+                 if key in body and not isinstance(body[key], Mapping)]
+    if malformed:
+        return ProxyPlan(False, f"malformed {', '.join(malformed)} (Elasticsearch reports it)")
     text = extract_text(body.get("query"))
     if not text:
         return ProxyPlan(False, "no user text in match/multi_match/simple_query_string/bool.must")
@@ -151,71 +150,115 @@ def parse_options(header: str | None) -> dict[str, Any]:
     return options
 
 
-def lexical_body(body: Mapping[str, Any], depth: int) -> dict[str, Any]:
-    """The app's own query, unchanged but for depth: aggregations, filters and boosts stay as they were."""
-    lexical = copy.deepcopy(dict(body))
-    lexical["from"] = 0
-    lexical["size"] = depth
-    return lexical
+def app_query(index: str, body: Mapping[str, Any], proxy_plan: ProxyPlan, options: Mapping[str, Any]) -> AppQuery:
+    """The engine's request for an improvable app search (``options``: the proxy options in force)."""
+    facets = options.get("facets", "fused")
+    if facets not in FACET_MODES:
+        raise ValueError(f"facets must be one of {', '.join(FACET_MODES)}")
+    return AppQuery(index=index, text=proxy_plan.text or "", body=body, knn_filter=tuple(proxy_plan.knn_filter),
+                    offset=proxy_plan.offset, size=proxy_plan.size, facets=facets)
 
 
-def presentation_of(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The request's per-hit presentation options, for the vector legs.
-
-    A highlighter needs query terms, which a kNN leg has none of: unless the app set
-    its own ``highlight_query``, vector hits are highlighted against the app's query.
-    """
-    out = {key: copy.deepcopy(body[key]) for key in _PRESENTATION if key in body}
-    highlight = out.get("highlight")
-    if isinstance(highlight, dict) and "highlight_query" not in highlight and body.get("query") is not None:
-        highlight["highlight_query"] = copy.deepcopy(body["query"])
-    return out
+def ranking_overrides(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The RankingConfig overrides among the proxy options (``off`` and ``facets`` are the proxy's own)."""
+    return {key: value for key, value in options.items() if key not in PROXY_ONLY_OPTIONS}
 
 
-def knn_leg_body(field_name: str, vector: Sequence[float], knn_filter: list[dict[str, Any]], depth: int,
-                 num_candidates: int, presentation: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    knn: dict[str, Any] = {"field": field_name, "query_vector": float_list(vector), "k": depth,
-                           "num_candidates": num_candidates}
-    if knn_filter:
-        knn["filter"] = knn_filter
-    body: dict[str, Any] = {"query": {"knn": knn}, "size": depth}  # query form: see queries.knn_body
-    body.update(presentation or {})
-    return body
+def _total(query: AppQuery, result: AppResult) -> dict[str, Any] | int | None:
+    lexical_total = result.lexical.get("total")
+    if lexical_total is None and query.body.get("track_total_hits") is False:
+        return None  # the app asked for no total; Elasticsearch leaves it out too
+    if isinstance(lexical_total, int):  # rest_total_hits_as_int
+        return max(lexical_total, result.fused_total)
+    lexical_total = lexical_total or {"value": 0, "relation": "eq"}
+    return {"value": max(int(lexical_total.get("value", 0)), result.fused_total),
+            "relation": lexical_total.get("relation", "eq")}
 
 
-def hit_extras(response: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """{id: the hit's presentation keys (highlight, fields, _version, ...)} of one leg's response."""
-    out: dict[str, dict[str, Any]] = {}
-    for hit in (response.get("hits") or {}).get("hits", []):
-        extras = {key: hit[key] for key in HIT_EXTRAS if key in hit}
-        if extras:
-            out[str(hit["_id"])] = extras
-    return out
-
-
-def shape_response(index: str, page: Sequence[FusedHit], sources: Mapping[str, Any],
-                   index_of: Mapping[str, str], lexical: Mapping[str, Any], fused_total: int, took_ms: int,
-                   extra: Mapping[str, Any] | None = None, max_score: float | None = None,
-                   extras: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
-    """An Elasticsearch search response built from the fused page."""
-    lexical_total = (lexical.get("hits") or {}).get("total") or {"value": 0, "relation": "eq"}
-    if isinstance(lexical_total, int):
-        lexical_total = {"value": lexical_total, "relation": "eq"}
-    total = {"value": max(int(lexical_total.get("value", 0)), fused_total),
-             "relation": lexical_total.get("relation", "eq")}
-    hits = [{"_index": index_of.get(h.doc_id, index), "_id": h.doc_id, "_score": h.score,
-             "_source": sources.get(h.doc_id, {}), **(extras or {}).get(h.doc_id, {})} for h in page]
+def shape_response(query: AppQuery, result: AppResult, variant: str) -> dict[str, Any]:
+    """An Elasticsearch search response built from the fused page (``hits.total``: at least the fused count)."""
+    hits: dict[str, Any] = {}
+    total = _total(query, result)
+    if total is not None:
+        hits["total"] = total
+    hits["max_score"] = result.max_score
+    hits["hits"] = result.hits
     response: dict[str, Any] = {
-        "took": took_ms, "timed_out": bool(lexical.get("timed_out", False)),
-        "_shards": lexical.get("_shards", {"total": 1, "successful": 1, "skipped": 0, "failed": 0}),
-        "hits": {"total": total, "max_score": max_score if max_score is not None else
-                 (hits[0]["_score"] if hits else None), "hits": hits},
+        "took": int(result.took_ms), "timed_out": result.timed_out,
+        "_shards": result.lexical.get("_shards", {"total": 1, "successful": 1, "skipped": 0, "failed": 0}),
+        "hits": hits,
     }
-    if "aggregations" in lexical:
-        response["aggregations"] = lexical["aggregations"]
-    if extra:
-        response["_hybrid"] = dict(extra)
+    if result.aggregations is not None:
+        response["aggregations"] = result.aggregations
+    response["_hybrid"] = {"variant": variant, "legs": result.legs, "degraded": result.degraded,
+                           "facets": "lexical" if query.lexical_facets else "fused",
+                           "fused_total": result.fused_total}
     return response
+
+
+def error_of(result: AppResult) -> tuple[dict[str, Any], int]:
+    """(ES error body, status) for a result whose app query Elasticsearch refused."""
+    status, error = result.error or (500, None)
+    if 400 <= status < 500:  # the app's own request is invalid: answer exactly as Elasticsearch did
+        return {"error": error, "status": status}, status
+    body = es_error(503, "search_phase_execution_exception", "the lexical leg failed in Elasticsearch: "
+                    + str(error.get("reason") if isinstance(error, Mapping) else error)[:200])
+    return body, 503
+
+
+# --- _msearch ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MsearchItem:
+    header: dict[str, Any]
+    body: Any
+
+
+def parse_msearch(raw: bytes, loads: Any) -> list[MsearchItem]:
+    """The header/body pairs of an NDJSON ``_msearch`` body; ValueError names the bad line."""
+    lines = [line for line in raw.split(b"\n") if line.strip()]
+    if not lines:
+        raise ValueError("the _msearch body is empty: send header and body lines (NDJSON)")
+    if len(lines) % 2:
+        raise ValueError("the _msearch body must hold header and body lines in pairs (NDJSON, newline-terminated)")
+    items = []
+    for number in range(0, len(lines), 2):
+        try:
+            header, body = loads(lines[number]), loads(lines[number + 1])
+        except ValueError:
+            raise ValueError(f"line {number + 1} or {number + 2} of the _msearch body is not valid JSON") from None
+        if not isinstance(header, dict) or not isinstance(body, dict):
+            raise ValueError(f"lines {number + 1}-{number + 2} of the _msearch body must be JSON objects")
+        items.append(MsearchItem(header, body))
+    return items
+
+
+def item_target(item: MsearchItem, default_index: str | None) -> str | None:
+    index = item.header.get("index", default_index)
+    if isinstance(index, list):
+        return ",".join(str(name) for name in index)
+    return str(index) if index else None
+
+
+def forbidden_item(reason: str) -> dict[str, Any]:
+    return es_error(403, "security_exception", reason)
+
+
+def msearch_item(query: AppQuery, result: AppResult, variant: str) -> dict[str, Any]:
+    """One hybrid item of an ``_msearch`` answer: the search response plus its status, or ES's error."""
+    if result.error is not None:
+        body, _ = error_of(result)
+        return body
+    return {**shape_response(query, result, variant), "status": 200}
+
+def es_error_type(error: MMSearchError) -> str:
+    """The Elasticsearch error type a client expects for one of our errors (clients dispatch on it)."""
+    if isinstance(error, ForbiddenRequestError):
+        return "security_exception"
+    if isinstance(error, RequestValidationError) and error.http_status == 400:
+        return "illegal_argument_exception"
+    return type(error).__name__
 
 
 def es_error(status: int, error_type: str, reason: str) -> dict[str, Any]:

@@ -17,7 +17,14 @@ from mmsearch.jsoncodec import float_list
 from query_service.ranking import KEYWORD_FILTERS, RANGE_FILTERS, SOURCE_FIELDS, RankingConfig
 
 
-def filter_clauses(filters: Mapping[str, Any]) -> list[dict[str, Any]]:
+#: A search's filter: the service's own ``filters`` object, or ready query clauses (the proxy's app filter).
+Filters = Mapping[str, Any] | Sequence[Mapping[str, Any]]
+
+
+def filter_clauses(filters: Filters) -> list[dict[str, Any]]:
+    """``bool.filter`` clauses of a ``filters`` object; clauses given as a list pass through as they are."""
+    if not isinstance(filters, Mapping):
+        return [dict(clause) for clause in filters]
     clauses: list[dict[str, Any]] = []
     for name, value in filters.items():
         if name in KEYWORD_FILTERS:
@@ -42,7 +49,7 @@ def bm25_body(text: str, ranking: RankingConfig, filters: Mapping[str, Any], neg
     return body
 
 
-def knn_body(field: str, vector: Sequence[float], ranking: RankingConfig, filters: Mapping[str, Any],
+def knn_body(field: str, vector: Sequence[float], ranking: RankingConfig, filters: Filters,
              num_candidates: int | None = None, timeout_ms: int | None = None) -> dict[str, Any]:
     """A kNN leg as the ``knn`` *query* (not the top-level ``knn`` section).
 
@@ -68,7 +75,7 @@ def knn_of(body: Mapping[str, Any]) -> dict[str, Any]:
     return body["query"]["knn"]
 
 
-def exact_script_body(field: str, vector: Sequence[float], filters: Mapping[str, Any], size: int) -> dict[str, Any]:
+def exact_script_body(field: str, vector: Sequence[float], filters: Filters, size: int) -> dict[str, Any]:
     """Brute-force cosine with painless, for clusters that have it. Score = (1 + cos) / 2 like knn's cosine."""
     return {
         "query": {"script_score": {
@@ -79,7 +86,7 @@ def exact_script_body(field: str, vector: Sequence[float], filters: Mapping[str,
     }
 
 
-def exact_fetch_body(field: str, filters: Mapping[str, Any], size: int) -> dict[str, Any]:
+def exact_fetch_body(field: str, filters: Filters, size: int) -> dict[str, Any]:
     """All docs matching the filter with their vectors, for brute force in Python (no painless needed)."""
     return {"query": {"bool": {"filter": filter_clauses(filters) + [{"exists": {"field": field}}]}},
             "size": size, "track_total_hits": False,

@@ -8,9 +8,12 @@ clicks wins (equal counts, including none, are ties).
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 def team_draft(ids_a: Sequence[str], ids_b: Sequence[str], seed: int,
@@ -73,3 +76,25 @@ def credit(teams: Sequence[str], clicked_positions: Sequence[int]) -> str:
 def tally(results: Sequence[str]) -> Outcome:
     return Outcome(wins_a=sum(r == "A" for r in results), wins_b=sum(r == "B" for r in results),
                    ties=sum(r == "tie" for r in results))
+
+
+def interleave_search(engine: Any, search_request: Any, assignment: Any, unit_id: str) -> dict[str, Any]:
+    """One interleaved result: both teams' rankings from the engine, merged by team draft.
+
+    Both rankings must cover the requested page; SearchRequest caps size, so deep pages
+    of an interleaved list are limited to the first MAX_SIZE positions. The seed is the
+    unit and the query, so a shopper sees the same merge when they repeat a search.
+    """
+    from query_service.ranking import MAX_SIZE, RankingConfig
+
+    deep = dataclasses.replace(search_request, offset=0,
+                               size=min(MAX_SIZE, search_request.offset + search_request.size))
+    results = {team: engine.search(deep, RankingConfig.from_dict({"name": team, **raw}))
+               for team, raw in assignment.rankings.items()}
+    a, b = results["A"], results["B"]
+    seed = int(hashlib.sha256(f"{unit_id}|{search_request.text}".encode()).hexdigest()[:8], 16)
+    merged, teams = team_draft([h["_id"] for h in a["hits"]], [h["_id"] for h in b["hits"]], seed)
+    by_id = {h["_id"]: h for h in b["hits"]} | {h["_id"]: h for h in a["hits"]}
+    start, end = search_request.offset, search_request.offset + search_request.size
+    return {**a, "variant": f"interleave:{assignment.experiment_id}", "hits": [by_id[i] for i in merged[start:end]],
+            "teams": teams[start:end], "degraded": sorted(set(a["degraded"]) | set(b["degraded"]))}

@@ -20,47 +20,17 @@ from mmsearch.config import Settings
 from query_service.app import create_app
 from query_service.ranking import SOURCE_FIELDS, RankingConfig
 from query_service.validation import ServiceLimits, openapi_document
+from tests.unit.fakes import FakeGateway, hits
 
 ALIAS = "products"
 NO_PLUGINS = SimpleNamespace(painless=False, native_rrf_usable=False)
 
 
-def _hits(*pairs: tuple[str, float], index: str = "products-v1") -> dict[str, Any]:
-    return {"took": 2, "timed_out": False, "hits": {"total": {"value": len(pairs), "relation": "eq"}, "hits": [
-        {"_index": index, "_id": doc, "_score": score, "_source": {"id": doc, "title": f"t{doc}", "gender": "Men"}}
-        for doc, score in pairs]}}
+_hits = hits
 
 
-class FakeES:
-    """Just the client surface the engine and the app touch."""
-
-    def __init__(self, responses: list[dict[str, Any]] | None = None, error: Exception | None = None) -> None:
-        self.responses = responses if responses is not None else [_hits(("a", 3.0), ("b", 1.0))]
-        self.error = error
-        self.msearch_calls: list[list[dict[str, Any]]] = []
-        self.search_error: Exception | None = None
-        self.forwarded: list[tuple[str, str]] = []
-        self.before_msearch: Any = None
-
-    def options(self, **_: Any) -> FakeES:
-        return self
-
-    def msearch(self, searches: list[dict[str, Any]]) -> dict[str, Any]:
-        self.msearch_calls.append(searches)
-        if self.before_msearch is not None:
-            self.before_msearch(searches)
-        if self.error is not None:
-            raise self.error
-        return {"responses": self.responses[: len(searches) // 2]}
-
-    def search(self, index: str, **body: Any) -> dict[str, Any]:
-        if self.search_error is not None:
-            raise self.search_error
-        return _hits(("a", 1.0))
-
-    def perform_request(self, method: str, path: str, **_: Any) -> Any:
-        self.forwarded.append((method, path))
-        return SimpleNamespace(meta=SimpleNamespace(status=200), body={"count": 3})
+class FakeES(FakeGateway):
+    """The fake gateway under this module's historical name."""
 
 
 class FakeEncoder:
@@ -218,11 +188,8 @@ def test_a_leg_left_alone_by_a_failed_encoder_keeps_its_sources_under_doc_value_
     # Three legs asked (so the engine looks up the doc-values id field), one left after the
     # encoder fails: that leg is not ids-only, its hits carry _id and _source, and both must
     # survive (an ids-only parse would drop the sources and show empty hits).
-    es = FakeES()
+    es = FakeES(mappings={"products-v1": {"_meta": {"doc_id_field": "id"}}})
     app = _app(es)
-    engine = app.extensions["mmsearch"]["engine"]
-    engine._alias_id_field, engine._id_field_checked_until = "id", float("inf")
-    engine._id_fields = {"products-v1": "id"}
     body = app.test_client().post("/search", json={"text": "red shirt", "size": 2, "facets": ["gender"]}).get_json()
     assert body["degraded"] == ["text_vector: no model loaded"]
     assert [(h["_id"], h["_source"]["title"]) for h in body["hits"]] == [("a", "ta"), ("b", "tb")]
@@ -247,7 +214,7 @@ def test_es_unreachable_is_a_503_with_retry_after() -> None:
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
     body = response.get_json()
-    assert (body["error"], body["message"]) == ("ClusterUnavailableError", "Elasticsearch is unreachable")
+    assert (body["error"], body["message"]) == ("ClusterUnavailableError", "search failed: Elasticsearch is unreachable")
 
 
 def test_es_rejecting_the_search_is_a_502() -> None:
@@ -262,7 +229,7 @@ def test_unexpected_errors_are_a_generic_500_without_a_traceback() -> None:
     def boom(*_: Any, **__: Any) -> None:
         raise RuntimeError("secret detail /srv/app/config.py line 42")
 
-    app.extensions["mmsearch"]["engine"].search = boom
+    app.extensions["mmsearch"].engine.search = boom
     response = app.test_client().post("/search", json={"text": "shirt"})
     assert response.status_code == 500
     assert response.get_json() == {"error": "InternalError", "message": "internal error; see the service log"}
@@ -330,13 +297,13 @@ def test_proxy_does_not_redirect_concurrent_searches_to_its_index() -> None:
 
     def hook(searches: list[dict[str, Any]]) -> None:
         seen.append(searches[0]["index"])
-        if searches[0]["index"] == "other-index" and not proxy_inside.is_set():
+        if searches[0]["index"] == "products-v20261201000000" and not proxy_inside.is_set():
             proxy_inside.set()
             release.wait(5)
 
     es.before_msearch = hook
     worker = threading.Thread(target=lambda: app.test_client().post(
-        "/other-index/_search", json={"query": {"match": {"title": "x"}}}))
+        "/products-v20261201000000/_search", json={"query": {"match": {"title": "x"}}}))
     worker.start()
     assert proxy_inside.wait(5)
     try:
@@ -345,7 +312,7 @@ def test_proxy_does_not_redirect_concurrent_searches_to_its_index() -> None:
         release.set()
         worker.join(5)
     assert response.status_code == 200
-    assert seen == ["other-index", ALIAS]
+    assert seen[:2] == ["products-v20261201000000", ALIAS]
 
 
 # --- guaranteed k with a fake cluster (engine level) -------------------------------------------------
@@ -358,10 +325,10 @@ class FilteredKnnES(FakeES):
         super().__init__(responses=[_hits(("y", 0.9))])
         self.matching, self.docs, self.searches = matching, docs, []
 
-    def count(self, index: str, query: dict[str, Any]) -> dict[str, int]:
-        return {"count": self.matching}
+    def count(self, index: str, query: Any = None) -> int:
+        return self.matching
 
-    def search(self, index: str, **body: Any) -> dict[str, Any]:
+    def search(self, index: str, body: Any, *, timeout_s: float | None = None) -> dict[str, Any]:
         self.searches.append(body)
         if "knn" in body.get("query", {}):
             return _hits(("y", 0.9))
@@ -413,7 +380,7 @@ def test_lean_legs_fetch_only_the_page_sources_and_count_facets_from_doc_values(
             super().__init__([stub, stub, stub])
             self.search_bodies: list[dict[str, Any]] = []
 
-        def search(self, index: str, **body: Any) -> dict[str, Any]:
+        def search(self, index: str, body: Any, *, timeout_s: float | None = None) -> dict[str, Any]:
             self.search_bodies.append(body)
             ids = body["query"]["ids"]["values"]
             return {"hits": {"hits": [{"_id": d, "_score": None, "_source": {"id": d, "title": f"full {d}"}}

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from query_service import proxy
-from query_service.fusion import FusedHit
+from query_service import dsl, proxy
+from query_service.dsl import AppQuery, AppResult
 
 MATCH = {"match": {"title": "blue shirt"}}
 
@@ -25,6 +25,12 @@ MATCH = {"match": {"title": "blue shirt"}}
                         {"bool": {"must": [{"multi_match": {"query": "slim jeans"}}]}}],
                "filter": [{"term": {"gender": "Men"}}], "should": [{"match": {"brand": "levis"}}]}},
      "navy slim jeans"),
+    # Searchkit 4: one text phrased three ways in should clauses under bool.must (an object)
+    ({"bool": {"filter": [], "must": {"bool": {"should": [
+        {"bool": {"should": [{"multi_match": {"query": "blue shirt", "fields": ["title"], "fuzziness": "AUTO:4,8"}},
+                             {"multi_match": {"query": "blue shirt", "fields": ["title"], "type": "bool_prefix"}}]}},
+        {"multi_match": {"query": "blue shirt", "type": "phrase", "fields": ["title"]}}]}}}}, "blue shirt"),
+    ({"match_phrase": {"title": "red dress"}}, "red dress"),
 ])
 def test_extract_text_finds_the_shoppers_words(query: dict, expected: str) -> None:
     assert proxy.extract_text(query) == expected
@@ -158,50 +164,60 @@ def test_parse_options_errors(header: str, message: str) -> None:
     assert proxy.OPTIONS_HEADER in str(info.value)
 
 
-# --- leg bodies -----------------------------------------------------------------------------------
+# --- the app query's bodies (query_service.dsl) ---------------------------------------------------
 
 
-def test_lexical_body_is_the_original_at_depth() -> None:
+def _query(body: dict, **kwargs: object) -> AppQuery:
+    return AppQuery(index="products", text="blue shirt", body=body, **kwargs)  # type: ignore[arg-type]
+
+
+def test_lexical_leg_is_the_original_at_depth_without_presentation() -> None:
     body = {"query": MATCH, "aggs": {"a": {"terms": {"field": "brand"}}}, "from": 20, "size": 5,
-            "_source": ["title"]}
-    lexical = proxy.lexical_body(body, 100)
-    assert lexical == {**body, "from": 0, "size": 100}
-    lexical["aggs"]["a"]["terms"]["field"] = "changed"
+            "_source": ["title"], "highlight": {"fields": {"title": {}}}, "track_total_hits": True}
+    fused_mode = dsl.lexical_leg(_query(body), 100)
+    assert fused_mode == {"query": MATCH, "from": 0, "size": 100, "track_total_hits": True}  # aggs run on the fused set
+    lexical_mode = dsl.lexical_leg(_query(body, facets="lexical"), 100)
+    assert lexical_mode["aggs"] == body["aggs"]
+    lexical_mode["aggs"]["a"]["terms"]["field"] = "changed"
     assert body["aggs"]["a"]["terms"]["field"] == "brand" and body["from"] == 20  # deep copy
+    assert dsl.lexical_leg(_query({**body, "post_filter": {"term": {"g": "M"}}}), 100)["aggs"] == body["aggs"]
 
 
-def test_knn_leg_body() -> None:
-    body = proxy.knn_leg_body("text_vector", [0.5, 1], [{"term": {"g": "M"}}], 100, 200, {"_source": ["title"]})
-    assert body == {"query": {"knn": {"field": "text_vector", "query_vector": [0.5, 1.0], "k": 100,
-                                      "num_candidates": 200, "filter": [{"term": {"g": "M"}}]}},
-                    "size": 100, "_source": ["title"]}
-    bare = proxy.knn_leg_body("v", [1], [], 10, 20, None)
-    assert "filter" not in bare["query"]["knn"] and "_source" not in bare
-
-
-def test_presentation_is_carried_into_vector_legs_and_highlights_use_the_apps_query() -> None:
+def test_presentation_goes_to_the_page_fetch_and_highlights_use_the_apps_query() -> None:
     query = {"match": {"title": "blue shirt"}}
     body = {"query": query, "highlight": {"fields": {"title": {}}}, "fields": ["brand"], "version": True,
             "_source": False, "aggs": {"a": {"terms": {"field": "brand"}}}, "size": 5}
-    presentation = proxy.presentation_of(body)
-    assert presentation == {"_source": False, "highlight": {"fields": {"title": {}}, "highlight_query": query},
-                            "fields": ["brand"], "version": True}
+    app_query = _query(body)
+    assert app_query.presentation == {"_source": False, "fields": ["brand"], "version": True,
+                                      "highlight": {"fields": {"title": {}}, "highlight_query": query}}
     assert "highlight_query" not in body["highlight"]  # the app's request is not modified
     own = {"fields": {"title": {}}, "highlight_query": {"match": {"title": "x"}}}
-    assert proxy.presentation_of({"query": query, "highlight": own})["highlight"] == own
-    leg = proxy.knn_leg_body("v", [1], [], 10, 20, presentation)
-    assert leg["highlight"]["highlight_query"] == query and "aggs" not in leg and leg["size"] == 10
+    assert dsl.presentation_of({"query": query, "highlight": own})["highlight"] == own
+    page = dsl.page_body(app_query, ["b", "a"])
+    assert page["query"] == {"ids": {"values": ["b", "a"]}} and page["size"] == 2
+    assert page["highlight"]["highlight_query"] == query and page["version"] is True and "aggs" not in page
 
 
-def test_hit_extras_and_shape_response_put_them_on_the_fused_hits() -> None:
-    response = {"hits": {"hits": [{"_id": "a", "_score": 1.0, "highlight": {"title": ["<em>blue</em>"]},
-                                   "_version": 3}, {"_id": "b", "_score": 0.5}]}}
-    extras = proxy.hit_extras(response)
-    assert extras == {"a": {"highlight": {"title": ["<em>blue</em>"]}, "_version": 3}}
-    shaped = proxy.shape_response("i", [FusedHit("b", 0.2), FusedHit("a", 0.1)], {}, {}, {}, 2, 1, extras=extras)
-    assert "highlight" not in shaped["hits"]["hits"][0]
-    assert shaped["hits"]["hits"][1]["highlight"] == {"title": ["<em>blue</em>"]}
-    assert shaped["hits"]["hits"][1]["_version"] == 3
+def test_fused_aggregations_run_over_exactly_the_fused_candidates() -> None:
+    aggs = {"colours": {"terms": {"field": "base_colour"}}}
+    body = dsl.fused_aggregations_body(_query({"query": MATCH, "aggs": aggs}), ["a", "b", "c"])
+    assert body == {"query": {"ids": {"values": ["a", "b", "c"]}}, "size": 0, "track_total_hits": False,
+                    "aggs": aggs}
+    assert dsl.fused_aggregations_body(_query({"query": MATCH, "aggs": aggs}, facets="lexical"), ["a"]) is None
+    assert dsl.fused_aggregations_body(_query({"query": MATCH}), ["a"]) is None
+    with pytest.raises(ValueError):
+        _query({"query": MATCH}, facets="both")
+
+
+def test_app_query_from_a_plan_takes_the_facet_mode_from_the_options() -> None:
+    body = {"query": {"bool": {"must": [MATCH], "filter": [{"term": {"gender": "Men"}}]}}, "from": 10, "size": 5}
+    plan = proxy.plan(body, {}, {}, 100)
+    query = proxy.app_query("products", body, plan, {"facets": "lexical"})
+    assert (query.text, query.offset, query.size, query.facets) == ("blue shirt", 10, 5, "lexical")
+    assert list(query.knn_filter) == [{"term": {"gender": "Men"}}]
+    with pytest.raises(ValueError):
+        proxy.app_query("products", body, plan, {"facets": "x"})
+    assert proxy.ranking_overrides({"off": True, "facets": "fused", "method": "linear"}) == {"method": "linear"}
 
 
 def test_explain_requests_are_passed_through() -> None:
@@ -213,31 +229,58 @@ def test_explain_requests_are_passed_through() -> None:
 
 
 def test_shape_response_total_max_score_aggregations_index() -> None:
-    page = [FusedHit("b", 0.5), FusedHit("a", 0.25)]
-    lexical = {"timed_out": True, "_shards": {"total": 2, "successful": 2, "skipped": 0, "failed": 0},
-               "hits": {"total": {"value": 3, "relation": "eq"}, "hits": []},
-               "aggregations": {"brands": {"buckets": [{"key": "x", "doc_count": 3}]}}}
-    response = proxy.shape_response("products", page, {"b": {"title": "B"}}, {"b": "products-v2"}, lexical,
-                                    fused_total=7, took_ms=12, extra={"variant": "v"})
+    result = AppResult(hits=[{"_index": "products-v2", "_id": "b", "_score": 0.5, "_source": {"title": "B"}}],
+                       fused_total=7, lexical={"timed_out": True, "total": {"value": 3, "relation": "eq"},
+                                               "_shards": {"total": 2, "successful": 2, "skipped": 0, "failed": 0}},
+                       aggregations={"brands": {"buckets": [{"key": "x", "doc_count": 3}]}}, legs=["bm25"],
+                       took_ms=12.7, timed_out=True, max_score=0.5)
+    response = proxy.shape_response(_query({"query": MATCH}), result, "v")
     assert response == {
         "took": 12, "timed_out": True, "_shards": {"total": 2, "successful": 2, "skipped": 0, "failed": 0},
-        "hits": {"total": {"value": 7, "relation": "eq"}, "max_score": 0.5, "hits": [
-            {"_index": "products-v2", "_id": "b", "_score": 0.5, "_source": {"title": "B"}},
-            {"_index": "products", "_id": "a", "_score": 0.25, "_source": {}}]},
+        "hits": {"total": {"value": 7, "relation": "eq"}, "max_score": 0.5, "hits": result.hits},
         "aggregations": {"brands": {"buckets": [{"key": "x", "doc_count": 3}]}},
-        "_hybrid": {"variant": "v"}}
+        "_hybrid": {"variant": "v", "legs": ["bm25"], "degraded": [], "facets": "fused", "fused_total": 7}}
 
 
 def test_shape_response_totals_from_the_lexical_leg() -> None:
-    lexical = {"hits": {"total": {"value": 10_000, "relation": "gte"}}}
-    response = proxy.shape_response("i", [], {}, {}, lexical, fused_total=150, took_ms=1)
+    result = AppResult(fused_total=150, lexical={"total": {"value": 10_000, "relation": "gte"}})
+    response = proxy.shape_response(_query({"query": MATCH}), result, "v")
     assert response["hits"] == {"total": {"value": 10_000, "relation": "gte"}, "max_score": None, "hits": []}
-    assert "aggregations" not in response and "_hybrid" not in response
+    assert "aggregations" not in response
     assert response["_shards"] == {"total": 1, "successful": 1, "skipped": 0, "failed": 0}
     assert response["timed_out"] is False
-    legacy = proxy.shape_response("i", [], {}, {}, {"hits": {"total": 4}}, fused_total=2, took_ms=1)
-    assert legacy["hits"]["total"] == {"value": 4, "relation": "eq"}  # rest_total_hits_as_int
-    assert proxy.shape_response("i", [], {}, {}, {}, 0, 0)["hits"]["total"] == {"value": 0, "relation": "eq"}
+    legacy = proxy.shape_response(_query({"query": MATCH}), AppResult(fused_total=2, lexical={"total": 4}), "v")
+    assert legacy["hits"]["total"] == 4  # rest_total_hits_as_int keeps its integer shape
+    assert proxy.shape_response(_query({"query": MATCH}), AppResult(), "v")["hits"]["total"] == \
+        {"value": 0, "relation": "eq"}
+    untracked = proxy.shape_response(_query({"query": MATCH, "track_total_hits": False}), AppResult(), "v")
+    assert "total" not in untracked["hits"]  # as Elasticsearch answers track_total_hits: false
+
+
+def test_a_refused_app_query_is_answered_with_elasticsearchs_error() -> None:
+    error = {"type": "illegal_argument_exception", "reason": "Text fields are not optimised"}
+    assert proxy.error_of(AppResult(error=(400, error))) == ({"error": error, "status": 400}, 400)
+    body, status = proxy.error_of(AppResult(error=(500, {"reason": "shard failure"})))
+    assert status == 503 and "shard failure" in body["error"]["reason"]
+    item = proxy.msearch_item(_query({"query": MATCH}), AppResult(error=(400, error)), "v")
+    assert item == {"error": error, "status": 400}
+    assert proxy.msearch_item(_query({"query": MATCH}), AppResult(), "v")["status"] == 200
+
+
+# --- _msearch ------------------------------------------------------------------------------------------
+
+
+def test_parse_msearch_pairs_and_errors() -> None:
+    raw = b'{"index": "products"}\n{"query": {"match_all": {}}}\n{}\n{"size": 0}\n'
+    items = proxy.parse_msearch(raw, json.loads)
+    assert [(i.header, i.body) for i in items] == [({"index": "products"}, {"query": {"match_all": {}}}),
+                                                   ({}, {"size": 0})]
+    assert proxy.item_target(items[1], "fallback") == "fallback"
+    assert proxy.item_target(proxy.MsearchItem({"index": ["a", "b"]}, {}), None) == "a,b"
+    for bad, words in ((b"", "empty"), (b'{"index": "x"}\n', "pairs"), (b'{"index": "x"}\n{nope\n', "line 1 or 2"),
+                       (b'[1]\n{}\n', "JSON objects")):
+        with pytest.raises(ValueError, match=words):
+            proxy.parse_msearch(bad, json.loads)
 
 
 def test_es_error_shape() -> None:

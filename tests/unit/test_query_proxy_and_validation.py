@@ -10,7 +10,6 @@ import pytest
 
 from mmsearch.exceptions import PayloadTooLargeError, RequestValidationError
 from query_service import proxy, queries
-from query_service.fusion import FusedHit
 from query_service.ranking import RankingConfig, SearchRequest
 from query_service.validation import ServiceLimits, from_json, from_query_args, openapi_document
 
@@ -24,7 +23,8 @@ from query_service.validation import ServiceLimits, from_json, from_query_args, 
                "filter": [{"term": {"gender": "Men"}}]}}, "navy jeans"),
     ({"match_all": {}}, None),
     ({"term": {"title": "shirt"}}, None),
-    ({"bool": {"should": [{"match": {"title": "x"}}]}}, None),
+    ({"bool": {"should": [{"match": {"title": "x"}}]}}, "x"),  # one text phrased in should clauses
+    ({"bool": {"should": [{"match": {"title": "x"}}], "minimum_should_match": 2}}, None),
     ({"query_string": {"query": "title:x"}}, None),
 ])
 def test_extract_text(query: dict, text: str | None) -> None:
@@ -66,23 +66,6 @@ def test_options_header() -> None:
     for bad in ("{nope", "[1, 2]"):
         with pytest.raises(ValueError):
             proxy.parse_options(bad)
-
-
-def test_lexical_body_keeps_everything_but_depth() -> None:
-    body = {"query": {"match": {"t": "x"}}, "aggs": {"a": {"terms": {"field": "c"}}}, "from": 20, "size": 5}
-    lexical = proxy.lexical_body(body, 100)
-    assert lexical["aggs"] == body["aggs"] and (lexical["from"], lexical["size"]) == (0, 100)
-    assert body["from"] == 20  # the original is not mutated
-
-
-def test_shape_response_is_elasticsearch_shaped() -> None:
-    page = [FusedHit("b", 0.5), FusedHit("a", 0.25)]
-    lexical = {"hits": {"total": {"value": 1, "relation": "eq"}}, "aggregations": {"x": 1}, "_shards": {"total": 1}}
-    out = proxy.shape_response("alias", page, {"a": {"t": 1}, "b": {"t": 2}}, {"a": "idx-1"}, lexical, 7, 12)
-    assert out["hits"]["total"] == {"value": 7, "relation": "eq"}
-    assert out["hits"]["max_score"] == 0.5 and out["aggregations"] == {"x": 1} and out["took"] == 12
-    assert [(h["_id"], h["_index"]) for h in out["hits"]["hits"]] == [("b", "alias"), ("a", "idx-1")]
-    assert proxy.shape_response("i", [], {}, {}, {}, 0, 1)["hits"]["max_score"] is None
 
 
 def test_bm25_body_never_uses_query_string_and_filters_everywhere() -> None:
