@@ -78,3 +78,17 @@ def test_config_from_file_resolves_relative_paths(tmp_path):
     config_file.write_text("path: [unclosed")
     with pytest.raises(ConfigError, match="not valid"):
         CatalogConfig.from_file(config_file)
+
+
+def test_config_file_path_may_be_a_catalog_directory(tmp_path):
+    """The field-mapping file's ``path`` follows the --catalog rule (docs/indexing.md, "Catalog location")."""
+    catalog_dir = tmp_path / "cat"
+    catalog_dir.mkdir()
+    _jsonl(catalog_dir, ['{"id": "1"}'])
+    config_file = tmp_path / "catalog.yaml"
+    config_file.write_text("path: cat\n")
+    config = CatalogConfig.from_file(config_file)
+    assert config.path == catalog_dir / "products.jsonl" and config.image_root == catalog_dir.resolve()
+    config_file.write_text("path: .\n")
+    with pytest.raises(ConfigError, match="no products.jsonl"):
+        CatalogConfig.from_file(config_file)
