@@ -27,7 +27,7 @@ def _freeze_batchnorm(module: nn.Module) -> None:
     # Why: batches of a few hundred crops of one catalog would drift ImageNet's running
     # statistics; fine-tuning keeps BN statistics (and affine params) fixed, as timm does.
     for child in module.modules():
-        if isinstance(child, nn.modules.batchnorm._BatchNorm):
+        if isinstance(child, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):  # the public classes (timm's subclass them)
             child.eval()
             for param in child.parameters():
                 param.requires_grad_(False)

@@ -17,6 +17,7 @@ from werkzeug.serving import make_server
 
 from mmsearch.capabilities import detect_capabilities
 from mmsearch.config import Settings
+from mmsearch.gateway import ElasticsearchGateway
 from query_service import queries
 from query_service.app import create_app
 from query_service.engine import EngineOptions, SearchEngine
@@ -113,20 +114,20 @@ def test_filters_apply_to_every_leg_and_k_is_guaranteed(client: Any, es: Any, se
         assert result["legs"][leg]["hits"] == min(50, matching), leg
 
 
-class _LossyKnnEngine(SearchEngine):
+class _LossyKnnGateway(ElasticsearchGateway):
     """Simulates HNSW returning too few neighbours under a filter (the ES #115018 complaint)."""
 
     lose_escalations = False
 
-    def _msearch(self, bodies: dict) -> list:
-        responses = super()._msearch(bodies)
-        for leg, response in zip(bodies, responses):
-            if leg != "bm25" and "hits" in response:
+    def msearch(self, searches: Any, *, timeout_s: float | None = None) -> list:
+        responses = super().msearch(searches, timeout_s=timeout_s)
+        for body, response in zip(list(searches)[1::2], responses):
+            if "knn" in body.get("query", {}) and "hits" in response:
                 response["hits"]["hits"] = response["hits"]["hits"][:3]
         return responses
 
-    def _search(self, body: dict) -> dict:
-        response = super()._search(body)
+    def search(self, index: str, body: Any, *, timeout_s: float | None = None) -> dict:
+        response = super().search(index, body, timeout_s=timeout_s)
         if self.lose_escalations and "knn" in body.get("query", {}):
             response["hits"]["hits"] = response["hits"]["hits"][:3]
         return response
@@ -135,8 +136,9 @@ class _LossyKnnEngine(SearchEngine):
 @pytest.mark.parametrize("lose_escalations,strategy", [(False, "num_candidates="), (True, "exact")])
 def test_guaranteed_k_escalates_then_goes_exact(es: Any, search_index: str, search_settings: Settings,
                                                 encoder: Any, lose_escalations: bool, strategy: str) -> None:
-    engine = _LossyKnnEngine(es, encoder, search_settings, detect_capabilities(es))
-    engine.lose_escalations = lose_escalations
+    gateway = _LossyKnnGateway(es)
+    gateway.lose_escalations = lose_escalations
+    engine = SearchEngine(gateway, encoder, search_settings, detect_capabilities(es))
     request = SearchRequest(text="casual shoes", filters={"gender": ["Men"]}, size=20)
     ranking = RankingConfig(depth=30, num_candidates=30, legs={"text_text": 1.0})
     result = engine.search(request, ranking)
@@ -209,16 +211,18 @@ def test_broken_encoder_degrades_to_bm25_and_says_so(search_index: str, search_s
     assert 'mmsearch_degraded_total{component="text_vector"} 1.0' in metrics
 
 
-class _OneBadLegEngine(SearchEngine):
-    def _leg_bodies(self, request: Any, ranking: Any, weights: Any, vectors: Any, id_field: Any = None) -> dict:
-        bodies = super()._leg_bodies(request, ranking, weights, vectors, id_field)
-        bodies["text_image"]["query"]["knn"]["query_vector"] = [0.5, 0.5, 0.5]  # wrong dims: ES rejects this leg
-        return bodies
+class _OneBadLegGateway(ElasticsearchGateway):
+    def msearch(self, searches: Any, *, timeout_s: float | None = None) -> list:
+        searches = [dict(item) for item in searches]
+        for body in searches[1::2]:
+            if body.get("query", {}).get("knn", {}).get("field") == "image_vector":
+                body["query"] = {"knn": {**body["query"]["knn"], "query_vector": [0.5, 0.5, 0.5]}}  # wrong dims
+        return super().msearch(searches, timeout_s=timeout_s)
 
 
 def test_a_failing_leg_is_dropped_and_named(es: Any, search_index: str, search_settings: Settings,
                                             encoder: Any) -> None:
-    engine = _OneBadLegEngine(es, encoder, search_settings)
+    engine = SearchEngine(_OneBadLegGateway(es), encoder, search_settings)
     result = engine.search(SearchRequest(text="handbag", size=5), RankingConfig())
     assert set(result["legs"]) == {"bm25", "text_text"}
     assert any(d.startswith("leg:text_image:") for d in result["degraded"])
@@ -300,8 +304,11 @@ def test_drop_in_proxy_with_the_official_client(service_url: str, es: Any) -> No
     assert hybrid.meta.headers["X-Elastic-Product"] == "Elasticsearch"
     assert len(hybrid["hits"]["hits"]) == 8
     assert all(h["_source"]["gender"] == "Men" for h in hybrid["hits"]["hits"])  # app filters kept in vector legs
-    assert hybrid["aggregations"] == direct["aggregations"].body if hasattr(direct["aggregations"], "body") \
-        else hybrid["aggregations"] == direct["aggregations"]
+    # Default: aggregations over the fused candidates (tests/live/test_proxy_compat.py); "lexical": ES's own.
+    assert hybrid["_hybrid"]["facets"] == "fused"
+    assert sum(b["doc_count"] for b in hybrid["aggregations"]["colours"]["buckets"]) <= hybrid["_hybrid"]["fused_total"]
+    lexical = app_client.options(headers={"X-Hybrid-Options": '{"facets": "lexical"}'}).search(index=ALIAS, **body)
+    assert lexical["aggregations"] == direct["aggregations"]
     assert hybrid["hits"]["total"]["value"] >= direct["hits"]["total"]["value"]
     assert set(hybrid["_hybrid"]["legs"]) == {"bm25", "text_text", "text_image"}
     vector_only = {h["_id"] for h in hybrid["hits"]["hits"]} - {h["_id"] for h in direct["hits"]["hits"]}
@@ -366,27 +373,42 @@ def test_doc_value_ids_give_the_same_results_and_recover_from_an_undeclared_inde
     makes the engine fall back instead of trusting it."""
     sent: list[list[dict[str, Any]]] = []
 
-    class Spy(SearchEngine):
-        def _msearch(self, bodies: dict[str, dict[str, Any]], index: str | None = None) -> list[dict[str, Any]]:
-            sent.append(list(bodies.values()))
-            return super()._msearch(bodies, index)
+    class Spy(ElasticsearchGateway):
+        """Records the leg bodies; ``claims`` replaces what the index mappings declare."""
+
+        claims: dict[str, dict[str, Any]] | None = None
+        mapping_lookups = 0
+
+        def msearch(self, searches: Any, *, timeout_s: float | None = None) -> list:
+            sent.append(list(searches)[1::2])
+            return super().msearch(searches, timeout_s=timeout_s)
+
+        def mappings(self, index: str) -> dict[str, dict[str, Any]]:
+            self.mapping_lookups += 1
+            return super().mappings(index) if self.claims is None else self.claims
 
     request = SearchRequest(text="blue jeans", size=10, facets=("gender", "base_colour"), explain=True)
-    fast = Spy(es, encoder, search_settings)
+    fast = SearchEngine(Spy(es), encoder, search_settings)
     assert fast.doc_id_field() == "id"
     fast_result = fast.search(request, RankingConfig())
     assert len(sent) == 1 and all(body["stored_fields"] == "_none_" for body in sent[0])
 
-    plain = SearchEngine(es, encoder, search_settings)
-    plain._id_field_checked_until = float("inf")  # as for an index without the declaration
+    undeclared = Spy(es)
+    undeclared.claims = {search_index: {"properties": {}}}  # as for an index without the declaration
+    plain = SearchEngine(undeclared, encoder, search_settings)
     plain_result = plain.search(request, RankingConfig())
+    assert plain.doc_id_field() is None
     for key in ("hits", "facets", "total"):
         assert fast_result[key] == plain_result[key], key
     assert all(hit["_source"].get("title") for hit in fast_result["hits"])
 
     sent.clear()
-    stale = Spy(es, encoder, search_settings)
-    stale._alias_id_field, stale._id_field_checked_until = "id", float("inf")  # believes it, knows no index
+    moved = Spy(es)
+    moved.claims = {"qs-live-v20000101000000": {"_meta": {"doc_id_field": "id"}}}  # the alias moved since the look
+    stale = SearchEngine(moved, encoder, search_settings)
     stale_result = stale.search(request, RankingConfig())
     assert len(sent) == 2 and "stored_fields" not in sent[1][0]  # re-ran the ordinary way
-    assert stale_result["hits"] == plain_result["hits"] and stale._id_field_checked_until == 0.0
+    assert stale_result["hits"] == plain_result["hits"]
+    lookups = moved.mapping_lookups
+    stale.search(request, RankingConfig())
+    assert moved.mapping_lookups == lookups + 1  # the stale declaration was forgotten: looked up again
