@@ -73,6 +73,8 @@ class AppResult:
     took_ms: float = 0.0
     timed_out: bool = False
     max_score: float | None = None
+    #: What query understanding read and applied (attributes.summary), or None when it was off.
+    understood: dict[str, Any] | None = None
     #: Elasticsearch refused the app's own query (status, error object): answer exactly as it did.
     error: tuple[int, Any] | None = None
 
@@ -98,6 +100,14 @@ def lexical_leg(query: AppQuery, depth: int) -> dict[str, Any]:
     leg["from"] = 0
     leg["size"] = depth
     return leg
+
+
+def boosted(leg: dict[str, Any], boosts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The app's lexical leg with the parse's soft boosts: the app's query stays the ``must`` (it still
+    decides what matches, so totals and lexical aggregations are unchanged); the boosts only score."""
+    if not boosts or "query" not in leg:
+        return leg
+    return {**leg, "query": {"bool": {"must": [leg["query"]], "should": [dict(b) for b in boosts]}}}
 
 
 def page_body(query: AppQuery, ids: Sequence[str]) -> dict[str, Any]:

@@ -36,11 +36,13 @@ from mmsearch.exceptions import (
     RequestValidationError,
 )
 from mmsearch.gateway import SearchGateway, as_gateway
-from query_service import dsl, legs, queries
+from query_service import attributes, dsl, legs, queries
 from query_service.dsl import AppQuery, AppResult
 from query_service.fusion import FusedHit, facet_counts, fuse, paginate
 from query_service.legs import LegBatch, LegRun
 from query_service.ranking import LEGS, MAX_NUM_CANDIDATES, RankingConfig, SearchRequest
+from query_service.understander import Understander
+from query_service.understanding import Understanding
 
 __all__ = ["AppQuery", "AppResult", "EngineOptions", "LegRun", "RankingConfig", "SearchEngine", "SearchRequest"]
 
@@ -58,6 +60,8 @@ class EngineOptions:
     #: How long the alias's declared doc-values id field (index ``_meta.doc_id_field``) is trusted
     #: before it is looked up again; hits are checked one by one as well (queries.parse_id_field_leg).
     id_field_ttl_s: float = 30.0
+    #: How long the query parser's facet vocabulary (read from the index) is trusted before it is read again.
+    vocabulary_ttl_s: float = 300.0
 
     def __post_init__(self) -> None:
         if self.encoder_timeout_s <= 0 or self.leg_timeout_ms <= 0:
@@ -97,6 +101,8 @@ class SearchEngine:
         self._id_fields: dict[str, str | None] = {}  # concrete index -> its _meta.doc_id_field
         self._alias_id_field: str | None = None
         self._id_field_checked_until = 0.0
+        self.understander = Understander(lambda body: self._search(self.index, body), encoder,
+                                         self.options.vocabulary_ttl_s)
 
     # -- encoding -----------------------------------------------------------------------
 
@@ -148,18 +154,29 @@ class SearchEngine:
         return active
 
     def _leg_bodies(self, request: SearchRequest, ranking: RankingConfig, weights: dict[str, float],
-                    vectors: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
+                    vectors: dict[str, np.ndarray], understanding: Understanding | None = None,
+                    prefilter: bool = True) -> dict[str, dict[str, Any]]:
         bodies = {}
         timeout = self.options.leg_timeout_ms
+        knn_filters = self.knn_filters(request.filters, understanding, ranking) if prefilter else request.filters
+        boosts = attributes.lexical_boosts(understanding, ranking.attribute_boost)
         for leg in weights:
             modality, field_name = LEGS[leg]
             if field_name is None:
-                bodies[leg] = queries.bm25_body(request.text or "", ranking, request.filters, request.negative_text,
-                                                timeout_ms=timeout)
+                body = queries.bm25_body(request.text or "", ranking, request.filters, request.negative_text,
+                                         timeout_ms=timeout)
+                bodies[leg] = attributes.with_lexical_boosts(body, boosts)
             elif modality in vectors:
-                bodies[leg] = queries.knn_body(field_name, vectors[modality], ranking, request.filters,
+                bodies[leg] = queries.knn_body(field_name, vectors[modality], ranking, knn_filters,
                                                timeout_ms=timeout)
         return bodies
+
+    @staticmethod
+    def knn_filters(filters: queries.Filters, understanding: Understanding | None,
+                    ranking: RankingConfig) -> queries.Filters:
+        """The vector legs' filter: the request's own, plus the parse's confident attributes."""
+        prefilter = attributes.prefilter_clauses(understanding) if ranking.attribute_filter else []
+        return queries.filter_clauses(filters) + prefilter if prefilter else filters
 
     def lean_for(self, legs: int) -> bool:
         """Ids-only legs + a page fetch pay off only when legs are fused: one leg *is* the
@@ -193,6 +210,33 @@ class SearchEngine:
     def declared_id_fields(self) -> dict[str, str | None]:
         """Concrete index -> its ``_meta.doc_id_field`` (None: not declared), as last looked up."""
         return dict(self._id_fields)
+
+    # -- query understanding --------------------------------------------------------------
+
+    def understand(self, text: str | None, vector: np.ndarray | None, ranking: RankingConfig) -> Understanding | None:
+        """The parsed query, or None when the ranking turns understanding off or there is no text."""
+        if not ranking.understanding or not text:
+            return None
+        return self.understander.parse(text, vector)
+
+    def _recover_empty_legs(self, batches: Sequence[LegBatch], runs: Sequence[LegRun],
+                            unfiltered: Sequence[dict[str, dict[str, Any]]], lean: bool) -> None:
+        """A vector leg the parse's pre-filter left empty runs again without it (one ``_msearch``)."""
+        retry = []
+        for batch, run, bodies in zip(batches, runs, unfiltered):
+            if not run.prefiltered:
+                continue
+            empty = {leg: bodies[leg] for leg in batch.bodies if LEGS[leg][1] and leg in bodies
+                     and leg in run.legs and not run.legs[leg]}
+            if empty:
+                retry.append((LegBatch(batch.index, empty, batch.weights, batch.docvalue_fields), run))
+        if not retry:
+            return
+        for (batch, run), again in zip(retry, self.run_batches([b for b, _ in retry], lean)):
+            run.legs.update(again.legs)
+            run.sources.update(again.sources)
+            run.degraded += again.degraded
+            run.filter_dropped = sorted(set(run.filter_dropped) | set(batch.bodies))
 
     def _msearch(self, searches: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return self.gateway.msearch(searches, timeout_s=self._leg_request_timeout_s)
@@ -230,17 +274,27 @@ class SearchEngine:
         degraded: list[str] = []
         vectors = self.encode(request, ranking, degraded)
         encode_ms = _ms(start)
-        bodies = self._leg_bodies(request, ranking, weights, vectors)
+        understanding = self.understand(request.text, vectors.get("text"), ranking)
+        bodies = self._leg_bodies(request, ranking, weights, vectors, understanding)
         if not bodies:
             raise EncoderUnavailableError("no leg can answer this request", degraded=degraded)
         es_start = time.perf_counter()
-        batch = LegBatch(self.index, bodies, weights, request.facets)
-        [run] = self.run_batches([batch], self.lean_for(len(bodies)))
+        facets = tuple(dict.fromkeys(request.facets + attributes.docvalue_fields(understanding)))
+        batch = LegBatch(self.index, bodies, weights, facets)
+        lean = self.lean_for(len(bodies))
+        [run] = self.run_batches([batch], lean)
+        run.understanding = understanding
+        run.prefiltered = [c for clause in attributes.prefilter_clauses(understanding) for c in clause["terms"]] \
+            if ranking.attribute_filter else []
+        if run.prefiltered:
+            unfiltered = self._leg_bodies(request, ranking, weights, vectors, understanding, prefilter=False)
+            self._recover_empty_legs([batch], [run], [unfiltered], lean)
         run.degraded[:0] = degraded
         run.took_ms["encode"] = encode_ms
         raise_for_unanswered(run, self.index)
         if request.filters:
-            self._guarantee_k(self.index, queries.filter_clauses(request.filters), ranking, vectors, run)
+            clauses = self.knn_filters(request.filters, understanding, ranking)
+            self._guarantee_k(self.index, queries.filter_clauses(clauses), ranking, vectors, run)
         run.took_ms["es"] = _ms(es_start)
         return run
 
@@ -300,8 +354,18 @@ class SearchEngine:
     # -- the whole search ------------------------------------------------------------------
 
     def fuse_run(self, run: LegRun, ranking: RankingConfig) -> list[FusedHit]:
-        return fuse(run.legs, ranking.method, run.weights, ranking.rrf_k, ranking.normalization,
-                    ranking.combination, ranking.bounds)
+        """Fuse the legs; with a parse, once more with the attribute leg over the fused candidates."""
+        fused = fuse(run.legs, ranking.method, run.weights, ranking.rrf_k, ranking.normalization,
+                     ranking.combination, ranking.bounds)
+        understanding = run.understanding
+        if understanding is None or not understanding.attributes or ranking.attribute_weight <= 0:
+            return fused
+        leg = attributes.attribute_leg(understanding, [hit.doc_id for hit in fused], run.sources)
+        if not leg:
+            return fused
+        return fuse({**run.legs, attributes.ATTRIBUTE_LEG: leg}, ranking.method,
+                    {**run.weights, attributes.ATTRIBUTE_LEG: ranking.attribute_weight}, ranking.rrf_k,
+                    ranking.normalization, ranking.combination, ranking.bounds)
 
     def search(self, request: SearchRequest, ranking: RankingConfig) -> dict[str, Any]:
         total_start = time.perf_counter()
@@ -341,6 +405,9 @@ class SearchEngine:
                        "combination": ranking.combination},
             "guaranteed_k": run.guaranteed_k,
             "degraded": run.degraded,
+            "understood": attributes.summary(run.understanding, run.prefiltered,
+                                             bool(run.understanding and ranking.attribute_boost > 0),
+                                             run.filter_dropped),
         }
 
     def _native_search(self, request: SearchRequest, ranking: RankingConfig, total_start: float) -> dict[str, Any]:
@@ -381,17 +448,26 @@ class SearchEngine:
         if any(LEGS[leg][1] for leg in weights):
             texts = [query.text for query in app_queries]
             vectors = self._encode("text_vector", lambda: self.encoder.encode_texts(texts), degraded)
-        batches = [LegBatch(query.index, self._app_bodies(query, ranking, weights, None if vectors is None
-                                                          else vectors[i]), weights)
-                   for i, query in enumerate(app_queries)]
+        vector_of = [None if vectors is None else vectors[i] for i in range(len(app_queries))]
+        parses = [self.understand(query.text, vector, ranking) for query, vector in zip(app_queries, vector_of)]
+        batches = [LegBatch(query.index, self._app_bodies(query, ranking, weights, vector, parse), weights,
+                            attributes.docvalue_fields(parse))
+                   for query, vector, parse in zip(app_queries, vector_of, parses)]
         # Always lean: the page fetch applies the app's presentation to every hit, whichever leg found it.
         runs = self.run_batches(batches, lean=True)
+        for run, parse in zip(runs, parses):
+            run.understanding = parse
+            run.prefiltered = [name for clause in attributes.prefilter_clauses(parse) for name in clause["terms"]] \
+                if ranking.attribute_filter else []
+        unfiltered = [self._app_bodies(query, ranking, weights, vector, parse, prefilter=False) if run.prefiltered
+                      else {} for query, vector, parse, run in zip(app_queries, vector_of, parses, runs)]
+        self._recover_empty_legs(batches, runs, unfiltered, lean=True)
         fused_lists = []
-        for i, (query, run) in enumerate(zip(app_queries, runs)):
+        for query, run, vector, parse in zip(app_queries, runs, vector_of, parses):
             run.degraded[:0] = degraded
-            if query.knn_filter and vectors is not None and not run.errors.get("bm25"):
-                self._guarantee_k(query.index, [dict(c) for c in query.knn_filter], ranking,
-                                  {"text": vectors[i]}, run)
+            if query.knn_filter and vector is not None and not run.errors.get("bm25"):
+                clauses = self.knn_filters([dict(c) for c in query.knn_filter], parse, ranking)
+                self._guarantee_k(query.index, queries.filter_clauses(clauses), ranking, {"text": vector}, run)
             fused_lists.append(self.fuse_run(run, ranking))
         results = self._app_pages(app_queries, runs, fused_lists)
         took = _ms(start)
@@ -400,14 +476,18 @@ class SearchEngine:
         return results
 
     def _app_bodies(self, query: AppQuery, ranking: RankingConfig, weights: dict[str, float],
-                    vector: np.ndarray | None) -> dict[str, dict[str, Any]]:
+                    vector: np.ndarray | None, understanding: Understanding | None,
+                    prefilter: bool = True) -> dict[str, dict[str, Any]]:
         bodies: dict[str, dict[str, Any]] = {}
+        knn_filter = self.knn_filters(list(query.knn_filter), understanding, ranking) if prefilter \
+            else list(query.knn_filter)
         for leg in weights:
             field_name = LEGS[leg][1]
             if field_name is None:
-                bodies[leg] = dsl.lexical_leg(query, ranking.depth)
+                boosts = attributes.lexical_boosts(understanding, ranking.attribute_boost)
+                bodies[leg] = dsl.boosted(dsl.lexical_leg(query, ranking.depth), boosts)
             elif vector is not None:
-                bodies[leg] = queries.knn_body(field_name, vector, ranking, query.knn_filter,
+                bodies[leg] = queries.knn_body(field_name, vector, ranking, knn_filter,
                                                timeout_ms=self.options.leg_timeout_ms)
         return bodies
 
@@ -439,7 +519,10 @@ class SearchEngine:
         page_response, aggs_response = fetched
         result = AppResult(fused_total=len(fused), lexical=run.envelopes.get("bm25", {}), legs=sorted(run.legs),
                            degraded=run.degraded, timed_out=any(e.get("timed_out") for e in run.envelopes.values()),
-                           max_score=fused[0].score if fused else None)
+                           max_score=fused[0].score if fused else None,
+                           understood=attributes.summary(run.understanding, run.prefiltered,
+                                                         bool(run.understanding and run.understanding.attributes),
+                                                         run.filter_dropped))
         lexical_error = run.errors.get("bm25")
         if lexical_error is not None:
             result.error = lexical_error

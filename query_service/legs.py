@@ -37,6 +37,11 @@ class LegRun:
     envelopes: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Legs Elasticsearch refused: leg -> (HTTP status of the item, its error object).
     errors: dict[str, tuple[int, Any]] = field(default_factory=dict)
+    #: The parsed query (understanding.Understanding) the legs were shaped with, if any.
+    understanding: Any = None
+    #: Attribute pre-filters applied to the vector legs, and those dropped because a leg came back empty.
+    prefiltered: list[str] = field(default_factory=list)
+    filter_dropped: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -192,7 +192,7 @@ def shape_response(query: AppQuery, result: AppResult, variant: str) -> dict[str
         response["aggregations"] = result.aggregations
     response["_hybrid"] = {"variant": variant, "legs": result.legs, "degraded": result.degraded,
                            "facets": "lexical" if query.lexical_facets else "fused",
-                           "fused_total": result.fused_total}
+                           "fused_total": result.fused_total, "understood": result.understood}
     return response
 
 

@@ -65,6 +65,15 @@ class RankingConfig:
     num_candidates: int = 200
     negative_weight: float = 0.5
     native_retriever: bool = False
+    #: Query understanding (query_service.understanding): parse the text into catalog attributes
+    #: and use them as soft boosts, an attribute leg in the fusion, and a confident kNN pre-filter.
+    understanding: bool = True
+    #: Fusion weight of the attribute leg (query_service.attributes.attribute_leg); 0 leaves it out.
+    attribute_weight: float = 1.0
+    #: Scale of the lexical ``should`` boosts for parsed attributes; 0 leaves the BM25 query as it was.
+    attribute_boost: float = 1.0
+    #: Confident attributes narrow the vector legs (never the lexical leg; a leg left empty runs again without).
+    attribute_filter: bool = True
 
     def __post_init__(self) -> None:
         for name in ("legs", "bounds", "field_boosts"):
@@ -109,6 +118,12 @@ class RankingConfig:
                   depth=self.depth)
         if not _number(self.negative_weight) or not 0 <= self.negative_weight <= 1:
             _fail("negative_weight must be in [0, 1]", negative_weight=self.negative_weight)
+        for name in ("attribute_weight", "attribute_boost"):
+            if not _number(getattr(self, name)) or not 0 <= getattr(self, name) <= 100:
+                _fail(f"{name} must be a number in [0, 100]", value=getattr(self, name))
+        for name in ("understanding", "attribute_filter", "native_retriever"):
+            if not isinstance(getattr(self, name), bool):
+                _fail(f"{name} must be true or false", value=getattr(self, name))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RankingConfig:

@@ -102,8 +102,10 @@ def test_get_search(client: Any) -> None:
 
 def test_filters_apply_to_every_leg_and_k_is_guaranteed(client: Any, es: Any, search_index: str) -> None:
     filters = {"gender": ["Women"], "year": {"gte": 2012}}
+    # Understanding off: this test is about the client's filters (the parse would add "black" as a colour filter).
     result = client.post("/search", json={"text": "black", "filters": filters, "size": 100,
-                                          "ranking": {"depth": 50, "num_candidates": 50}}).json
+                                          "ranking": {"depth": 50, "num_candidates": 50,
+                                                      "understanding": False}}).json
     assert result["hits"]
     for hit in result["hits"]:
         assert hit["_source"]["gender"] == "Women" and hit["_source"]["year"] >= 2012
@@ -140,7 +142,7 @@ def test_guaranteed_k_escalates_then_goes_exact(es: Any, search_index: str, sear
     gateway.lose_escalations = lose_escalations
     engine = SearchEngine(gateway, encoder, search_settings, detect_capabilities(es))
     request = SearchRequest(text="casual shoes", filters={"gender": ["Men"]}, size=20)
-    ranking = RankingConfig(depth=30, num_candidates=30, legs={"text_text": 1.0})
+    ranking = RankingConfig(depth=30, num_candidates=30, legs={"text_text": 1.0}, understanding=False)
     result = engine.search(request, ranking)
     record = result["guaranteed_k"][0]
     assert record["leg"] == "text_text" and record["returned"] == 3
@@ -412,3 +414,66 @@ def test_doc_value_ids_give_the_same_results_and_recover_from_an_undeclared_inde
     lookups = moved.mapping_lookups
     stale.search(request, RankingConfig())
     assert moved.mapping_lookups == lookups + 1  # the stale declaration was forgotten: looked up again
+
+
+# Shopper phrasing of intents the live subset holds (type, gender, colour in catalog values).
+SHOPPER_QUERIES = [
+    ("black tees for guys", ("Tshirts", "Men", "Black")),
+    ("white t shirt ladies", ("Tshirts", "Women", "White")),
+    ("mens blue shirts", ("Shirts", "Men", "Blue")),
+    ("black dress shoes for him", ("Formal Shoes", "Men", "Black")),
+    ("brown purse for her", ("Handbags", "Women", "Brown")),
+    ("steel wrist watch women", ("Watches", "Women", "Steel")),
+    ("white sneakers men", ("Sports Shoes", "Men", "White")),
+    ("yellow tee mens", ("Tshirts", "Men", "Yellow")),
+]
+
+
+def _precision_at_10(hits: list[dict[str, Any]], intent: tuple[str, str, str]) -> float:
+    kind, gender, colour = intent
+    good = [h for h in hits[:10] if h["_source"].get("article_type") == kind and h["_source"].get("base_colour") ==
+            colour and h["_source"].get("gender") in (gender, "Unisex")]
+    return len(good) / 10
+
+
+def test_understood_is_returned_used_and_can_be_turned_off(client: Any, service_url: str) -> None:
+    """The parse is in the answer (/search and the proxy), shapes the legs, and helps shopper phrasing."""
+    from elasticsearch import Elasticsearch
+
+    result = client.post("/search", json={"text": "black tees for guys", "size": 10}).json
+    understood = result["understood"]
+    assert understood["attributes"]["article_type"]["values"] == ["Tshirts"]
+    assert understood["attributes"]["gender"]["values"] == ["Men"]
+    assert understood["attributes"]["base_colour"]["values"] == ["Black"]
+    assert set(understood["filtered"]) == {"article_type", "gender", "base_colour"} and understood["boosted"]
+    assert any("understood" in hit["breakdown"]["legs"] for hit in result["hits"])
+    off = client.post("/search", json={"text": "black tees for guys", "size": 10,
+                                       "ranking": {"understanding": False}}).json
+    assert off["understood"] is None and all("understood" not in h["breakdown"]["legs"] for h in off["hits"])
+
+    proxied = Elasticsearch(service_url).search(index=ALIAS, query={"match": {"title": "black tees for guys"}})
+    assert proxied["_hybrid"]["understood"]["attributes"]["article_type"]["values"] == ["Tshirts"]
+
+    on_scores, off_scores = [], []
+    for text, intent in SHOPPER_QUERIES:
+        on_scores.append(_precision_at_10(client.post("/search", json={"text": text, "size": 10}).json["hits"],
+                                          intent))
+        off_scores.append(_precision_at_10(client.post("/search", json={
+            "text": text, "size": 10, "ranking": {"understanding": False}}).json["hits"], intent))
+    # Measured on this 600-product subset with the test model; the full evaluation is in docs/relevance.md.
+    assert sum(on_scores) > sum(off_scores), (on_scores, off_scores)
+    assert min(on_scores) >= 0.5, on_scores
+
+
+def test_a_parse_that_filters_everything_out_falls_back_instead_of_going_empty(client: Any, es: Any) -> None:
+    """A confident type + gender that no product has together: the vector legs' pre-filter matches
+    nothing, so those legs run again without it and the query still answers."""
+    aggs = es.search(index=ALIAS, size=0, aggs={"t": {"terms": {"field": "article_type", "size": 200}, "aggs": {
+        "g": {"terms": {"field": "gender"}}}}})["aggregations"]["t"]["buckets"]
+    kind = next(b["key"] for b in aggs if b["doc_count"] >= 20 and not any(
+        g["key"] == "Girls" for g in b["g"]["buckets"]))
+    result = client.post("/search", json={"text": f"girls {kind.lower()}", "size": 5}).json
+    assert result["understood"]["attributes"]["gender"]["values"] == ["Girls"]
+    assert set(result["understood"]["filtered"]) >= {"gender", "article_type"}
+    assert set(result["understood"]["filter_dropped"]) == {"text_text", "text_image"}
+    assert len(result["hits"]) == 5 and set(result["legs"]) == {"bm25", "text_text", "text_image"}

@@ -37,6 +37,8 @@ class FakeGateway:
         self.forward_answer = ForwardedResponse(200, {"count": 3})
         self.before_msearch: Any = None
         self.count_result = 0
+        #: Facet vocabulary the engine's query parser reads (terms aggregations); empty: nothing parsed.
+        self.vocabulary: dict[str, Any] = {}
         self._index_of: dict[str, str] = {}
 
     def _raise(self, error: Exception | None, what: str) -> None:
@@ -70,8 +72,10 @@ class FakeGateway:
              "_source": {"id": doc, "title": f"full {doc}"}} for doc in ids]}}
 
     def search(self, index: str, body: Mapping[str, Any], *, timeout_s: float | None = None) -> dict[str, Any]:
-        self.search_bodies.append(dict(body))
         self._raise(self.search_error, "search")
+        if "aggs" in body:  # the query parser's facet vocabulary
+            return {"hits": {"hits": []}, "aggregations": self.vocabulary}
+        self.search_bodies.append(dict(body))
         if "ids" in (body.get("query") or {}):
             return self.ids_answer(body, index)
         return hits(("a", 1.0))

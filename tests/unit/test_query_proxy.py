@@ -239,7 +239,8 @@ def test_shape_response_total_max_score_aggregations_index() -> None:
         "took": 12, "timed_out": True, "_shards": {"total": 2, "successful": 2, "skipped": 0, "failed": 0},
         "hits": {"total": {"value": 7, "relation": "eq"}, "max_score": 0.5, "hits": result.hits},
         "aggregations": {"brands": {"buckets": [{"key": "x", "doc_count": 3}]}},
-        "_hybrid": {"variant": "v", "legs": ["bm25"], "degraded": [], "facets": "fused", "fused_total": 7}}
+        "_hybrid": {"variant": "v", "legs": ["bm25"], "degraded": [], "facets": "fused", "fused_total": 7,
+                    "understood": None}}
 
 
 def test_shape_response_totals_from_the_lexical_leg() -> None:

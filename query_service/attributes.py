@@ -1,0 +1,89 @@
+"""How a parsed query (``understanding.Understanding``) shapes the legs and the fusion. Pure.
+
+- ``lexical_boosts``: ``should`` clauses that lift documents whose keyword fields hold the
+  parsed values, in the service's own BM25 leg (the proxy leaves the app's query as it is);
+- ``prefilter_clauses``: confident attributes (type, gender, colour) as kNN pre-filter
+  clauses, for the vector legs only: the lexical leg stays unfiltered, and a vector leg whose
+  filter matches nothing is run again without it, so a query never goes empty;
+- ``attribute_leg``: a ranking of the fused candidates by how well each agrees with the
+  parse (type counts most, then colour, then gender), fused as one more leg, so the parse
+  reaches every leg's candidates whichever leg found them; its weight is
+  ``RankingConfig.attribute_weight``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from query_service.understanding import FILTER_CONFIDENCE, Attribute, Understanding, matches
+
+ATTRIBUTE_LEG = "understood"
+#: How much agreeing on each field is worth in the attribute leg (the grading rule weighs type first).
+FIELD_WEIGHTS: Mapping[str, float] = {"article_type": 3.0, "base_colour": 2.0, "gender": 1.5, "brand": 1.0,
+                                      "usage": 0.5, "season": 0.5}
+#: Fields that may narrow the vector legs when confident; usage, season and brand only ever boost.
+FILTER_FIELDS = ("article_type", "gender", "base_colour")
+#: Boost of a lexical ``should`` clause per unit of confidence, times ``RankingConfig.attribute_boost``.
+LEXICAL_BOOST = 2.0
+
+
+def values_for_filter(attribute: Attribute) -> list[str]:
+    """A gender filter keeps unisex products, as the grading rule and shoppers do."""
+    values = list(attribute.values)
+    if attribute.field == "gender" and set(values) & {"Men", "Women"}:
+        values.append("Unisex")
+    return values
+
+
+def prefilter_clauses(understanding: Understanding | None) -> list[dict[str, Any]]:
+    if understanding is None:
+        return []
+    confident = understanding.confident(FILTER_CONFIDENCE)
+    return [{"terms": {name: values_for_filter(confident[name])}} for name in FILTER_FIELDS if name in confident]
+
+
+def lexical_boosts(understanding: Understanding | None, scale: float) -> list[dict[str, Any]]:
+    if understanding is None or scale <= 0:
+        return []
+    return [{"terms": {name: list(attribute.values), "boost": round(LEXICAL_BOOST * scale * attribute.confidence, 3)}}
+            for name, attribute in understanding.attributes.items()]
+
+
+def with_lexical_boosts(body: Mapping[str, Any], boosts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The BM25 leg with the boosts as ``bool.should`` (scoring only: ``must`` still decides what matches)."""
+    if not boosts:
+        return dict(body)
+    query = dict(body["query"])
+    clause = dict(query["bool"])
+    clause["should"] = list(clause.get("should", [])) + [dict(b) for b in boosts]
+    query["bool"] = clause
+    return {**body, "query": query}
+
+
+def docvalue_fields(understanding: Understanding | None) -> tuple[str, ...]:
+    """The keyword fields the attribute leg reads from each candidate (as doc values in lean legs)."""
+    return tuple(understanding.attributes) if understanding is not None else ()
+
+
+def attribute_leg(understanding: Understanding, candidates: Sequence[str],
+                  sources: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, float]]:
+    """Candidates that agree with the parse, best agreement first; ties keep ``candidates``' order."""
+    scored: list[tuple[float, int, str]] = []
+    attributes = list(understanding.attributes.values())
+    for position, doc_id in enumerate(candidates):
+        source = sources.get(doc_id) or {}
+        score = sum(FIELD_WEIGHTS.get(a.field, 0.5) * a.confidence for a in attributes if matches(source, a))
+        if score > 0:
+            scored.append((-score, position, doc_id))
+    scored.sort()
+    return [(doc_id, -negative) for negative, _, doc_id in scored]
+
+
+def summary(understanding: Understanding | None, filtered: Sequence[str], boosted: bool,
+            dropped_filters: Sequence[str] = ()) -> dict[str, Any] | None:
+    """What the response says under ``understood``."""
+    if understanding is None:
+        return None
+    return {"attributes": understanding.to_dict(), "filtered": list(filtered), "boosted": boosted,
+            "filter_dropped": list(dropped_filters)}

@@ -1,0 +1,194 @@
+"""Query understanding: a shopper's text parsed into catalog attributes, each with a confidence. Pure.
+
+``QueryParser(vocabulary)`` is built from the index's facet vocabulary (the values of
+article type, colour, gender, usage, season and brand that the catalog really has) and
+the synonym table (``understanding_synonyms``). ``parse(text, query_vector)`` reads:
+
+1. spans of 1-4 words, longest first, that equal a catalog value or a synonym after
+   normalisation (lowercase, accents folded, plural and possessive endings stripped);
+   a catalog value read verbatim is most confident, a synonym less, an ambiguous head
+   ("shoes": three shoe types) least;
+2. when no article type was read, the encoder's similarity between the query vector and
+   each article type's vector (``type_vectors``): a clear winner (margin over the
+   runner-up) becomes the type, with a confidence from that margin. This is how a word
+   the table does not know ("trainers", a misspelling) still finds its type.
+
+Each field gets at most one reading. Two spans naming the same field: the more confident
+wins, and on a tie the rightmost (English puts the head noun last: "shirt dress" is a
+dress). The engine uses a parse as a soft signal in every leg and as a kNN pre-filter only
+above ``FILTER_CONFIDENCE`` (``SearchEngine``, docs/query_service.md "Query understanding").
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from query_service.understanding_synonyms import STOPWORDS, SYNONYMS
+
+#: Fields the parser reads, in the order they are reported.
+FIELDS = ("article_type", "base_colour", "gender", "usage", "season", "brand")
+#: Confidence of a catalog value read verbatim (a synonym carries its own, lower).
+VOCABULARY_CONFIDENCE = 0.95
+BRAND_CONFIDENCE = 0.8
+#: Above this, an attribute may narrow the vector legs (with the lexical leg left unfiltered).
+FILTER_CONFIDENCE = 0.85
+#: Embedding fallback for the type: the best type's cosine must beat the runner-up by this.
+EMBEDDING_MARGIN = 0.03
+EMBEDDING_MAX_CONFIDENCE = 0.8
+MAX_SPAN = 4
+_TOKEN = re.compile(r"[a-z0-9]+")
+#: Vocabulary values that are not attributes a shopper asks for.
+_IGNORED_VALUES = frozenset({"na", "multi", "free gifts", "free items"})
+
+
+@dataclass(frozen=True)
+class Attribute:
+    field: str
+    values: tuple[str, ...]
+    confidence: float
+    span: str
+    source: str  # "vocabulary", "synonym" or "embedding"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"values": list(self.values), "confidence": round(self.confidence, 3), "span": self.span,
+                "source": self.source}
+
+
+@dataclass(frozen=True)
+class Understanding:
+    text: str
+    attributes: Mapping[str, Attribute] = field(default_factory=dict)
+
+    def confident(self, threshold: float = FILTER_CONFIDENCE) -> dict[str, Attribute]:
+        return {name: attr for name, attr in self.attributes.items() if attr.confidence >= threshold}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: self.attributes[name].to_dict() for name in FIELDS if name in self.attributes}
+
+
+def normalise_token(token: str) -> str:
+    """One word as the parser compares it: possessive and plural endings stripped (shoes/shoe, men's/men)."""
+    if token.endswith("s") and len(token) > 3 and not token.endswith(("ss", "us", "is")):
+        if token.endswith("ies") and len(token) > 4:
+            return token[:-3] + "y"
+        if token.endswith(("shes", "ches", "xes", "sses")):
+            return token[:-2]
+        return token[:-1]
+    return token
+
+
+def tokens(text: str) -> list[str]:
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    folded = folded.replace("'s", "").replace("'", "")
+    return _TOKEN.findall(folded)
+
+
+def phrase_key(text: str) -> tuple[str, ...]:
+    return tuple(normalise_token(t) for t in tokens(text))
+
+
+@dataclass(frozen=True)
+class _Reading:
+    field: str
+    values: tuple[str, ...]
+    confidence: float
+    source: str
+
+
+class QueryParser:
+    """Parses text against one catalog's vocabulary; build once per index, share across requests."""
+
+    def __init__(self, vocabulary: Mapping[str, Iterable[str]], type_vectors: Mapping[str, np.ndarray] | None = None,
+                 synonyms: Mapping[str, tuple[str, tuple[str, ...], float]] = SYNONYMS) -> None:
+        self.vocabulary = {name: frozenset(v for v in values if v and v.lower() not in _IGNORED_VALUES)
+                           for name, values in vocabulary.items()}
+        self.lexicon = self._lexicon(synonyms)
+        names = sorted((type_vectors or {}).keys())
+        self.type_names = names
+        self.type_matrix = np.stack([np.asarray(type_vectors[n], dtype=np.float32) for n in names]) if names else None
+
+    def _lexicon(self, synonyms: Mapping[str, tuple[str, tuple[str, ...], float]]) -> dict[tuple[str, ...], _Reading]:
+        lexicon: dict[tuple[str, ...], _Reading] = {}
+        for phrase, (name, values, confidence) in synonyms.items():
+            known = tuple(v for v in values if v in self.vocabulary.get(name, ()))
+            if known:
+                lexicon[phrase_key(phrase)] = _Reading(name, known, confidence, "synonym")
+        for name in FIELDS:  # verbatim catalog values win over a synonym of the same words, brands over nothing
+            confidence = BRAND_CONFIDENCE if name == "brand" else VOCABULARY_CONFIDENCE
+            for value in sorted(self.vocabulary.get(name, ())):
+                # Brands are names: matched word for word, never through plural stripping ("Basics" is not "basic").
+                key = tuple(tokens(value)) if name == "brand" else phrase_key(value)
+                if not key or (len(key) == 1 and key[0] in STOPWORDS):
+                    continue
+                existing = lexicon.get(key)
+                if existing is not None and (existing.source == "vocabulary" or name == "brand"):
+                    if existing.field == name and existing.source == "vocabulary":  # "Tshirt" and "Tshirts"
+                        lexicon[key] = _Reading(name, existing.values + (value,), confidence, "vocabulary")
+                    continue  # an earlier field (FIELDS order) keeps the words
+                lexicon[key] = _Reading(name, (value,), confidence, "vocabulary")
+        return lexicon
+
+    def parse(self, text: str, query_vector: Sequence[float] | None = None) -> Understanding:
+        words = tokens(text)
+        keys = [normalise_token(word) for word in words]
+        found: dict[str, tuple[Attribute, int]] = {}
+        used = [False] * len(keys)
+        for size in range(min(MAX_SPAN, len(keys)), 0, -1):
+            for start in range(0, len(keys) - size + 1):
+                if any(used[start:start + size]):
+                    continue
+                reading = self.lexicon.get(tuple(keys[start:start + size]))
+                if reading is None or reading.field == "brand":  # brands: the words as typed
+                    raw = self.lexicon.get(tuple(words[start:start + size]))
+                    reading = raw if raw is not None and raw.field == "brand" else \
+                        (reading if reading is not None and reading.field != "brand" else None)
+                if reading is None or (size == 1 and keys[start] in STOPWORDS):
+                    continue
+                attribute = Attribute(reading.field, reading.values, reading.confidence,
+                                      " ".join(words[start:start + size]), reading.source)
+                if _better(attribute, start, found.get(reading.field)):
+                    found[reading.field] = (attribute, start)
+                used[start:start + size] = [True] * size
+        attributes = {name: attribute for name, (attribute, _) in found.items()}
+        if "article_type" not in attributes and query_vector is not None:
+            guess = self.type_by_embedding(query_vector)
+            if guess is not None:
+                attributes["article_type"] = guess
+        return Understanding(text, attributes)
+
+    def type_by_embedding(self, query_vector: Sequence[float]) -> Attribute | None:
+        """The article type whose vector is clearly closest to the query's, or None."""
+        if self.type_matrix is None or len(self.type_names) < 2:
+            return None
+        vector = np.asarray(query_vector, dtype=np.float32)
+        scores = self.type_matrix @ (vector / max(float(np.linalg.norm(vector)), 1e-12))
+        order = np.argsort(-scores)
+        margin = float(scores[order[0]] - scores[order[1]])
+        if margin < EMBEDDING_MARGIN:
+            return None
+        confidence = min(EMBEDDING_MAX_CONFIDENCE, 0.5 + margin * 5)
+        return Attribute("article_type", (self.type_names[int(order[0])],), confidence, "", "embedding")
+
+
+def _better(candidate: Attribute, start: int, current: tuple[Attribute, int] | None) -> bool:
+    if current is None:
+        return True
+    attribute, position = current
+    if candidate.confidence != attribute.confidence:
+        return candidate.confidence > attribute.confidence
+    return start > position  # English puts the head noun last
+
+
+def matches(source: Mapping[str, Any], attribute: Attribute) -> bool:
+    """Does a document's value (``_source`` or doc values) agree with the attribute? Unisex fits every gender."""
+    value = source.get(attribute.field)
+    values = value if isinstance(value, list) else [value]
+    if attribute.field == "gender" and "Unisex" in values and set(attribute.values) & {"Men", "Women"}:
+        return True
+    return any(v in attribute.values for v in values)

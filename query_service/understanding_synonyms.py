@@ -1,0 +1,131 @@
+"""Shopper words for catalog facet values: the query parser's synonym table (data only).
+
+Written from general English shopping usage, independently of every evaluation set: the
+parser must generalise to words it was not tuned on, and the embedding fallback in
+``understanding`` covers what this table misses. Keys are phrases as shoppers type them
+(matched after the parser's normalisation: lowercase, folded, plural-stripped); values map
+to catalog values. A phrase naming several values (``"shoes"``) is ambiguous on purpose:
+the parser keeps every value, at lower confidence, and never uses it as a filter.
+"""
+
+from __future__ import annotations
+
+#: phrase -> (field, catalog values, confidence)
+SYNONYMS: dict[str, tuple[str, tuple[str, ...], float]] = {}
+
+
+def _add(field: str, confidence: float, table: dict[str, tuple[str, ...]]) -> None:
+    for phrase, values in table.items():
+        SYNONYMS[phrase] = (field, values, confidence)
+
+
+_add("gender", 0.9, {
+    "men": ("Men",), "man": ("Men",), "mens": ("Men",), "male": ("Men",), "gents": ("Men",), "gent": ("Men",),
+    "him": ("Men",), "husband": ("Men",), "boyfriend": ("Men",), "father": ("Men",), "dad": ("Men",),
+    "guy": ("Men",), "guys": ("Men",), "gentleman": ("Men",), "gentlemen": ("Men",),
+    "women": ("Women",), "woman": ("Women",), "womens": ("Women",), "female": ("Women",), "ladies": ("Women",),
+    "lady": ("Women",), "her": ("Women",), "wife": ("Women",), "girlfriend": ("Women",), "mother": ("Women",),
+    "mom": ("Women",), "mum": ("Women",),
+    "boy": ("Boys",), "boys": ("Boys",), "son": ("Boys",),
+    "girl": ("Girls",), "girls": ("Girls",), "daughter": ("Girls",),
+    "unisex": ("Unisex",),
+})
+_add("gender", 0.75, {"kid": ("Boys", "Girls"), "kids": ("Boys", "Girls"), "child": ("Boys", "Girls"),
+                      "children": ("Boys", "Girls"), "toddler": ("Boys", "Girls"), "baby": ("Boys", "Girls")})
+
+_add("base_colour", 0.9, {
+    "gray": ("Grey",), "navy": ("Navy Blue",), "dark blue": ("Navy Blue",), "light blue": ("Blue",),
+    "sky blue": ("Blue",), "royal blue": ("Blue",), "wine": ("Maroon", "Burgundy"), "golden": ("Gold",),
+    "silver grey": ("Silver",), "off white": ("Off White",), "offwhite": ("Off White",), "ivory": ("Off White", "Cream"),
+    "tan brown": ("Tan",), "camel": ("Tan", "Khaki"), "multicolor": ("Multi",), "multicolour": ("Multi",),
+    "multi colour": ("Multi",), "multi color": ("Multi",), "colorful": ("Multi",), "aqua": ("Turquoise Blue", "Teal"),
+    "turquoise": ("Turquoise Blue",), "violet": ("Purple", "Lavender"), "lilac": ("Lavender", "Mauve"),
+    "fuchsia": ("Magenta", "Pink"), "hot pink": ("Magenta", "Pink"), "scarlet": ("Red",), "crimson": ("Red",),
+    "cherry": ("Red",), "blood red": ("Red",), "emerald": ("Green",), "mint": ("Sea Green", "Green"),
+    "lime": ("Lime Green",), "neon green": ("Fluorescent Green",), "chocolate": ("Coffee Brown", "Brown"),
+    "coffee": ("Coffee Brown",), "dark brown": ("Coffee Brown", "Brown"), "ash": ("Grey",), "charcoal grey": ("Charcoal",),
+    "ink": ("Navy Blue",), "jet black": ("Black",), "coal": ("Black", "Charcoal"), "snow": ("White",),
+    "pearl": ("White", "Off White"), "lemon": ("Yellow",), "mustard yellow": ("Mustard",), "coral": ("Peach", "Orange"),
+    "salmon": ("Peach",), "rose gold": ("Rose", "Gold"), "brass": ("Gold", "Bronze"), "metal": ("Steel", "Silver"),
+    "stainless": ("Steel",), "olive green": ("Olive",), "army green": ("Olive",), "khaki green": ("Olive", "Khaki"),
+    "sand": ("Beige", "Khaki"), "nude pink": ("Nude",),
+})
+
+_add("article_type", 0.9, {
+    "tee": ("Tshirts",), "tees": ("Tshirts",), "t shirt": ("Tshirts",), "tshirt": ("Tshirts",),
+    "t-shirt": ("Tshirts",), "polo": ("Tshirts",), "jersey": ("Tshirts",),
+    "sneaker": ("Casual Shoes", "Sports Shoes"), "trainer": ("Sports Shoes",), "running shoe": ("Sports Shoes",),
+    "sport shoe": ("Sports Shoes",), "canvas shoe": ("Casual Shoes",), "loafer": ("Casual Shoes", "Formal Shoes"),
+    "dress shoe": ("Formal Shoes",), "oxford": ("Formal Shoes",), "office shoe": ("Formal Shoes",),
+    "pant": ("Trousers",), "slack": ("Trousers",), "chino": ("Trousers",), "trouser": ("Trousers",),
+    "denim": ("Jeans",), "jegging": ("Jeggings",), "jogger": ("Track Pants",), "sweatpant": ("Track Pants",),
+    "track pant": ("Track Pants",), "trackpant": ("Track Pants",), "tracksuit": ("Tracksuits",),
+    "hoodie": ("Sweatshirts",), "hoody": ("Sweatshirts",), "pullover": ("Sweaters", "Sweatshirts"),
+    "jumper": ("Sweaters",), "cardigan": ("Sweaters",), "sweater": ("Sweaters",),
+    "coat": ("Jackets",), "jacket": ("Jackets",), "windcheater": ("Jackets",), "raincoat": ("Rain Jacket",),
+    "blouse": ("Tops",), "top": ("Tops",), "tank top": ("Tops",), "crop top": ("Tops",), "tunic": ("Tunics",),
+    "dress": ("Dresses",), "gown": ("Dresses",), "frock": ("Dresses",), "skirt": ("Skirts",),
+    "shorts": ("Shorts",), "short": ("Shorts",), "bermuda": ("Shorts",), "capri": ("Capris",),
+    "purse": ("Handbags", "Clutches", "Wallets"), "handbag": ("Handbags",), "hand bag": ("Handbags",),
+    "tote": ("Handbags",), "shoulder bag": ("Handbags",), "sling bag": ("Handbags", "Messenger Bag"),
+    "clutch": ("Clutches",), "backpack": ("Backpacks",), "rucksack": ("Rucksacks", "Backpacks"),
+    "school bag": ("Backpacks",), "laptop bag": ("Laptop Bag",), "suitcase": ("Trolley Bag",),
+    "luggage": ("Trolley Bag", "Duffel Bag"), "duffle": ("Duffel Bag",), "gym bag": ("Duffel Bag",),
+    "wallet": ("Wallets",), "billfold": ("Wallets",), "watch": ("Watches",), "wristwatch": ("Watches",),
+    "wrist watch": ("Watches",), "timepiece": ("Watches",), "sunglass": ("Sunglasses",), "shade": ("Sunglasses",),
+    "goggle": ("Sunglasses",), "spec": ("Sunglasses",), "flip flop": ("Flip Flops",), "flipflop": ("Flip Flops",),
+    "slipper": ("Flip Flops",), "chappal": ("Flip Flops", "Sandals"), "slide": ("Flip Flops",),
+    "sandal": ("Sandals", "Sports Sandals"), "floater": ("Sports Sandals",), "heel": ("Heels",),
+    "stiletto": ("Heels",), "pump": ("Heels",), "wedge": ("Heels",), "flat": ("Flats",), "ballerina": ("Flats",),
+    "boot": ("Casual Shoes", "Booties"), "bootie": ("Booties",), "kurti": ("Kurtis", "Kurtas"),
+    "kurta": ("Kurtas",), "saree": ("Sarees",), "sari": ("Sarees",), "lehenga": ("Lehenga Choli",),
+    "salwar": ("Salwar",), "churidar": ("Churidar",), "dupatta": ("Dupatta",), "legging": ("Leggings",),
+    "tight": ("Tights",), "stocking": ("Stockings",), "sock": ("Socks",), "brief": ("Briefs",),
+    "underwear": ("Briefs", "Boxers", "Trunk"), "boxer": ("Boxers",), "trunk": ("Trunk",), "vest": ("Innerwear Vests",),
+    "bra": ("Bra",), "lingerie": ("Bra", "Briefs"), "nightie": ("Nightdress",), "nighty": ("Nightdress",),
+    "pajama": ("Night suits", "Lounge Pants"), "pyjama": ("Night suits", "Lounge Pants"), "nightwear": ("Night suits",),
+    "swimsuit": ("Swimwear",), "bikini": ("Swimwear",), "swimming costume": ("Swimwear",),
+    "cap": ("Caps",), "hat": ("Hat", "Caps"), "beanie": ("Caps",), "scarf": ("Scarves",), "stole": ("Stoles",),
+    "muffler": ("Mufflers",), "glove": ("Gloves",), "belt": ("Belts",), "tie": ("Ties",), "necktie": ("Ties",),
+    "cufflink": ("Cufflinks",), "blazer": ("Blazers",), "suit": ("Suits",), "waistcoat": ("Waistcoat",),
+    "shirt": ("Shirts",), "formal shirt": ("Shirts",), "sweatshirt": ("Sweatshirts",),
+    "earring": ("Earrings",), "stud": ("Earrings",), "necklace": ("Necklace and Chains",),
+    "chain": ("Necklace and Chains",), "pendant": ("Pendant",), "ring": ("Ring",), "bracelet": ("Bracelet",),
+    "bangle": ("Bangle",), "perfume": ("Perfume and Body Mist",), "fragrance": ("Perfume and Body Mist",),
+    "scent": ("Perfume and Body Mist",), "cologne": ("Perfume and Body Mist",), "deo": ("Deodorant",),
+    "deodorant": ("Deodorant",), "lipstick": ("Lipstick",), "lip gloss": ("Lip Gloss",),
+    "nail polish": ("Nail Polish",), "nail paint": ("Nail Polish",), "eyeliner": ("Kajal and Eyeliner",),
+    "kajal": ("Kajal and Eyeliner",), "mascara": ("Mascara",), "umbrella": ("Umbrellas",),
+    "bottle": ("Water Bottle",), "jumpsuit": ("Jumpsuit",), "romper": ("Rompers",), "robe": ("Robe", "Bath Robe"),
+    "bathrobe": ("Bath Robe",), "football": ("Footballs",), "basketball": ("Basketballs",),
+})
+#: A type head shared by several types ("shoes", "bag") names all of them: ambiguous, low confidence.
+_add("article_type", 0.6, {
+    "shoe": ("Casual Shoes", "Sports Shoes", "Formal Shoes"), "footwear": ("Casual Shoes", "Sports Shoes",
+                                                                          "Formal Shoes", "Sandals", "Flip Flops"),
+    "bag": ("Handbags", "Backpacks", "Laptop Bag", "Messenger Bag", "Duffel Bag"),
+    "jewellery": ("Earrings", "Necklace and Chains", "Pendant", "Ring", "Bracelet", "Bangle"),
+    "jewelry": ("Earrings", "Necklace and Chains", "Pendant", "Ring", "Bracelet", "Bangle"),
+    "innerwear": ("Briefs", "Boxers", "Trunk", "Innerwear Vests", "Bra"),
+})
+
+_add("usage", 0.8, {
+    "office": ("Formal",), "work": ("Formal",), "formal": ("Formal",), "business": ("Formal",),
+    "gym": ("Sports",), "running": ("Sports",), "workout": ("Sports",), "training": ("Sports",),
+    "sport": ("Sports",), "sporty": ("Sports",), "athletic": ("Sports",), "yoga": ("Sports",),
+    "party": ("Party",), "partywear": ("Party",), "evening": ("Party",), "wedding": ("Ethnic", "Party"),
+    "festive": ("Ethnic",), "traditional": ("Ethnic",), "ethnic": ("Ethnic",), "indian": ("Ethnic",),
+    "casual": ("Casual",), "everyday": ("Casual",), "daily": ("Casual",), "travel": ("Travel",),
+})
+_add("season", 0.8, {
+    "summer": ("Summer",), "winter": ("Winter",), "warm": ("Winter",), "woolen": ("Winter",), "woollen": ("Winter",),
+    "spring": ("Spring",), "fall": ("Fall",), "autumn": ("Fall",), "monsoon": ("Fall",),
+})
+
+#: Words that carry no attribute and must not be read as one (a brand named "Basics", "Fabindia"...).
+STOPWORDS = frozenset({
+    "a", "an", "the", "for", "with", "and", "or", "in", "of", "to", "on", "my", "me", "i", "want", "need",
+    "looking", "buy", "cheap", "best", "new", "nice", "good", "online", "sale", "latest", "stylish", "cool",
+    "some", "any", "pair", "pairs", "set", "show", "find", "under", "below", "from", "by", "but", "same", "style",
+    "look", "like", "color", "colour", "coloured", "colored", "size", "one", "very", "really", "more", "less",
+})

@@ -1,0 +1,139 @@
+"""Query understanding (parser) and how a parse shapes legs and fusion: pure, no server."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from query_service import attributes
+from query_service.fusion import fuse
+from query_service.understanding import Attribute, QueryParser, Understanding, matches, normalise_token
+
+VOCABULARY = {
+    "article_type": ["Tshirts", "Shirts", "Casual Shoes", "Sports Shoes", "Formal Shoes", "Dresses", "Shorts",
+                     "Watches", "Handbags", "Sweaters", "Jeans"],
+    "base_colour": ["Black", "Navy Blue", "Red", "Grey", "Off White", "White", "Purple", "NA"],
+    "gender": ["Men", "Women", "Boys", "Girls", "Unisex"],
+    "usage": ["Casual", "Formal", "Sports"],
+    "season": ["Summer", "Winter"],
+    "brand": ["Puma", "Red Tape", "Basics"],
+}
+
+
+@pytest.fixture(scope="module")
+def parser() -> QueryParser:
+    return QueryParser(VOCABULARY)
+
+
+def _read(parser: QueryParser, text: str) -> dict[str, tuple[tuple[str, ...], str]]:
+    return {name: (a.values, a.source) for name, a in parser.parse(text).attributes.items()}
+
+
+@pytest.mark.parametrize(("word", "expected"), [("shoes", "shoe"), ("mens", "men"), ("dresses", "dress"),
+                                                ("watches", "watch"), ("accessories", "accessory"),
+                                                ("dress", "dress"), ("capris", "capris"), ("men", "men")])
+def test_normalise_token_strips_plural_and_keeps_short_words(word: str, expected: str) -> None:
+    assert normalise_token(word) == expected
+
+
+def test_catalog_values_are_read_verbatim_through_plurals_and_possessives(parser: QueryParser) -> None:
+    parsed = parser.parse("Women's purple sweater")
+    assert {n: a.values for n, a in parsed.attributes.items()} == {
+        "gender": ("Women",), "base_colour": ("Purple",), "article_type": ("Sweaters",)}
+    assert all(a.source == "vocabulary" and a.confidence == 0.95 for a in parsed.attributes.values())
+    assert _read(parser, "navy blue jeans")["base_colour"] == (("Navy Blue",), "vocabulary")  # two-word value
+
+
+def test_shopper_words_map_to_catalog_values_through_the_synonym_table(parser: QueryParser) -> None:
+    assert _read(parser, "tee for my son") == {"article_type": (("Tshirts",), "synonym"),
+                                               "gender": (("Boys",), "synonym")}
+    assert _read(parser, "crimson sneakers for ladies") == {
+        "base_colour": (("Red",), "synonym"), "article_type": (("Casual Shoes", "Sports Shoes"), "synonym"),
+        "gender": (("Women",), "synonym")}
+    assert _read(parser, "gym wear")["usage"] == (("Sports",), "synonym")
+
+
+def test_ambiguous_heads_keep_every_value_at_low_confidence(parser: QueryParser) -> None:
+    shoes = parser.parse("black shoes").attributes["article_type"]
+    assert set(shoes.values) == {"Casual Shoes", "Sports Shoes", "Formal Shoes"} and shoes.confidence < 0.85
+    assert "article_type" not in parser.parse("black shoes").confident()
+
+
+def test_longest_span_wins_and_the_head_noun_is_the_rightmost(parser: QueryParser) -> None:
+    assert _read(parser, "red tape shoes")["brand"] == (("Red Tape",), "vocabulary")
+    assert "base_colour" not in _read(parser, "red tape shoes")  # "red" belongs to the brand here
+    assert _read(parser, "short dress")["article_type"] == (("Dresses",), "vocabulary")
+    assert _read(parser, "casual shoes")["article_type"] == (("Casual Shoes",), "vocabulary")
+
+
+def test_values_missing_from_the_catalog_and_stopwords_are_never_read(parser: QueryParser) -> None:
+    assert parser.parse("best cheap stuff online").attributes == {}
+    assert "brand" not in _read(parser, "basic tee")  # no partial brand matches
+    assert "base_colour" not in _read(parser, "na")  # "NA" is not a colour a shopper asks for
+    assert QueryParser({"article_type": ["Shirts"]}).parse("crimson tee").attributes == {}  # not in this catalog
+
+
+def test_the_embedding_fallback_reads_a_type_only_with_a_clear_margin() -> None:
+    vectors = {"Watches": np.array([1.0, 0.0, 0.0]), "Handbags": np.array([0.0, 1.0, 0.0]),
+               "Jeans": np.array([0.0, 0.0, 1.0])}
+    parser = QueryParser(VOCABULARY, type_vectors=vectors)
+    guess = parser.parse("chronograph", np.array([0.9, 0.1, 0.0])).attributes["article_type"]
+    assert guess.values == ("Watches",) and guess.source == "embedding" and guess.confidence <= 0.8
+    assert "article_type" not in parser.parse("thing", np.array([0.5, 0.5, 0.0])).attributes  # a tie: no guess
+    assert parser.parse("jeans", np.array([1.0, 0.0, 0.0])).attributes["article_type"].values == ("Jeans",)
+
+
+def test_gender_matching_keeps_unisex_products() -> None:
+    men = Attribute("gender", ("Men",), 0.95, "mens", "vocabulary")
+    assert matches({"gender": "Unisex"}, men) and matches({"gender": ["Men"]}, men)
+    assert not matches({"gender": "Women"}, men)
+    assert attributes.values_for_filter(men) == ["Men", "Unisex"]
+    boys = Attribute("gender", ("Boys",), 0.9, "son", "synonym")
+    assert attributes.values_for_filter(boys) == ["Boys"]
+
+
+def _parse(**fields: tuple[tuple[str, ...], float]) -> Understanding:
+    return Understanding("q", {name: Attribute(name, values, confidence, name, "vocabulary")
+                               for name, (values, confidence) in fields.items()})
+
+
+def test_only_confident_type_gender_colour_prefilter_the_vector_legs() -> None:
+    parse = _parse(article_type=(("Shirts",), 0.95), gender=(("Men",), 0.9), base_colour=(("Red",), 0.6),
+                   usage=(("Formal",), 0.95))
+    assert attributes.prefilter_clauses(parse) == [{"terms": {"article_type": ["Shirts"]}},
+                                                   {"terms": {"gender": ["Men", "Unisex"]}}]
+    assert attributes.prefilter_clauses(None) == []
+
+
+def test_lexical_boosts_are_should_clauses_that_never_change_what_matches() -> None:
+    parse = _parse(article_type=(("Shirts",), 0.9))
+    body = {"query": {"bool": {"must": [{"multi_match": {"query": "shirt"}}], "filter": []}}, "size": 10}
+    boosted = attributes.with_lexical_boosts(body, attributes.lexical_boosts(parse, 1.0))
+    assert boosted["query"]["bool"]["must"] == body["query"]["bool"]["must"]
+    assert boosted["query"]["bool"]["should"] == [{"terms": {"article_type": ["Shirts"], "boost": 1.8}}]
+    assert "should" not in body["query"]["bool"]  # the original is not modified
+    assert attributes.lexical_boosts(parse, 0.0) == [] and attributes.with_lexical_boosts(body, []) == body
+
+
+def test_the_attribute_leg_ranks_candidates_by_agreement_then_by_fused_order() -> None:
+    parse = _parse(article_type=(("Shirts",), 0.95), base_colour=(("Red",), 0.9))
+    sources = {"a": {"article_type": ["Shirts"], "base_colour": ["Blue"]},
+               "b": {"article_type": ["Shirts"], "base_colour": ["Red"]},
+               "c": {"article_type": ["Jeans"], "base_colour": ["Red"]},
+               "d": {"article_type": ["Jeans"], "base_colour": ["Blue"]},
+               "e": {"article_type": ["Shirts"], "base_colour": ["Red"]}}
+    leg = attributes.attribute_leg(parse, ["a", "b", "c", "d", "e"], sources)
+    assert [doc for doc, _ in leg] == ["b", "e", "a", "c"]  # full matches first (fused order kept), no "d"
+    assert leg[0][1] == pytest.approx(3.0 * 0.95 + 2.0 * 0.9)
+    # Fused as one more leg it lifts the full match above a lexical-only favourite.
+    legs = {"bm25": [("d", 9.0), ("a", 5.0), ("b", 4.0)], attributes.ATTRIBUTE_LEG: leg}
+    fused = fuse(legs, "rrf", {"bm25": 1.0, attributes.ATTRIBUTE_LEG: 1.0}, 60, "min_max", "arithmetic", {})
+    assert fused[0].doc_id == "b"
+
+
+def test_summary_says_what_was_read_and_applied() -> None:
+    parse = _parse(gender=(("Women",), 0.95))
+    assert attributes.summary(parse, ["gender"], True, ["text_image"]) == {
+        "attributes": {"gender": {"values": ["Women"], "confidence": 0.95, "span": "gender", "source": "vocabulary"}},
+        "filtered": ["gender"], "boosted": True, "filter_dropped": ["text_image"]}
+    assert attributes.summary(None, [], False) is None
