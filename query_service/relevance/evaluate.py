@@ -60,8 +60,12 @@ def score(rankings: Mapping[str, Rankings], judgments: Sequence[Judgment]) -> di
 
 
 def summarize(per_query: Mapping[str, Mapping[str, Mapping[str, float]]], baseline: str | None = None,
-              seed: int = 0) -> dict[str, Any]:
-    """Means with 95% bootstrap CIs, and each variant vs the baseline (paired randomization test)."""
+              seed: int = 0, classes: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
+    """Means with 95% bootstrap CIs, and each variant vs the baseline (paired randomization test).
+
+    With ``classes`` (qid -> query classes) that name any class, the summary also holds
+    ``by_class`` (see :func:`summarize_by_class`); without, it is exactly as before.
+    """
     variants = list(per_query)
     baseline = baseline or variants[0]
     qids = sorted(per_query[baseline])
@@ -79,7 +83,49 @@ def summarize(per_query: Mapping[str, Mapping[str, Mapping[str, float]]], baseli
                                             "p": stats.paired_randomization(a, b, seed=seed),
                                             "wins": sum(d > 0 for d in diffs), "losses": sum(d < 0 for d in diffs)}
         summary["variants"][variant] = entry
+    if classes and any(classes.get(q) for q in qids):
+        summary["by_class"] = summarize_by_class(per_query, classes, seed=seed)
     return summary
+
+
+#: Classes listed first in per-class reports (the rest follow alphabetically).
+CLASS_ORDER = ("colour", "no_colour", "gender", "no_gender")
+
+
+def summarize_by_class(per_query: Mapping[str, Mapping[str, Mapping[str, float]]],
+                       classes: Mapping[str, Sequence[str]], metric: str = "ndcg@10",
+                       seed: int = 0) -> dict[str, Any]:
+    """class -> {"queries": n, "variants": {variant: {"mean", "ci95"}}} of ``metric``.
+
+    A query counts in every class it lists, so the classes overlap; a class's CI is
+    the bootstrap of its own queries only (small classes get wide intervals, as they should).
+    """
+    variants = list(per_query)
+    qids = sorted(per_query[variants[0]]) if variants else []
+    members: dict[str, list[str]] = {}
+    for qid in qids:
+        for name in classes.get(qid, ()):
+            members.setdefault(name, []).append(qid)
+    order = sorted(members, key=lambda c: (CLASS_ORDER.index(c) if c in CLASS_ORDER else len(CLASS_ORDER), c))
+    out: dict[str, Any] = {}
+    for name in order:
+        entry: dict[str, Any] = {"queries": len(members[name]), "variants": {}}
+        for variant in variants:
+            values = [per_query[variant][q][metric] for q in members[name]]
+            entry["variants"][variant] = {"mean": stats.mean(values), "ci95": stats.bootstrap_ci(values, seed=seed)}
+        out[name] = entry
+    return out
+
+
+def class_table(by_class: Mapping[str, Any], metric: str = "NDCG@10") -> str:
+    """Markdown: one row per query class, one column per variant (mean [95% CI])."""
+    variants = list(next(iter(by_class.values()))["variants"]) if by_class else []
+    lines = [f"{metric} by query class (a query counts in every class it has)", "",
+             "| class | queries | " + " | ".join(variants) + " |", "|---" * (len(variants) + 2) + "|"]
+    for name, entry in by_class.items():
+        cells = [f"{v['mean']:.3f} [{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}]" for v in entry["variants"].values()]
+        lines.append(f"| {name} | {entry['queries']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def markdown_table(summary: Mapping[str, Any]) -> str:
@@ -91,6 +137,8 @@ def markdown_table(summary: Mapping[str, Any]) -> str:
         versus = entry.get("vs_baseline_ndcg@10")
         delta = f"{versus['diff']:+.3f} (p={versus['p']:.3g})" if versus else "—"
         lines.append(f"| {variant} | " + " | ".join(cells) + f" | {delta} |")
+    if summary.get("by_class"):
+        lines += ["", class_table(summary["by_class"])]
     return "\n".join(lines)
 
 

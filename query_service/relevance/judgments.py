@@ -6,7 +6,10 @@ One JSONL line per query::
      "grades": {"15970": 2, "15971": 1}}
 
 ``image`` is an optional path (relative to the catalog) for image queries. Only
-grades > 0 are stored; every unlisted product is grade 0.
+grades > 0 are stored; every unlisted product is grade 0. Optional ``classes`` (query
+classes for per-class reports, e.g. ``["colour", "no_gender", "misspelling"]``) and
+``source_id`` (the product whose photo a composed query shows) are written only when
+set, so judgments without them keep their old form.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ class Judgment:
     grades: Mapping[str, int]
     image: str | None = None
     intent: Mapping[str, Any] = field(default_factory=dict)
+    classes: tuple[str, ...] = ()
+    source_id: str | None = None
 
     def __post_init__(self) -> None:
         if not self.qid:
@@ -37,10 +42,17 @@ class Judgment:
         for doc, grade in self.grades.items():
             if not isinstance(grade, int) or grade < 0:
                 raise ConfigError("grades must be non-negative integers", qid=self.qid, doc=doc, grade=grade)
+        if isinstance(self.classes, str) or not all(isinstance(c, str) and c for c in self.classes):
+            raise ConfigError("classes must be a list of non-empty strings", qid=self.qid)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"qid": self.qid, "query": self.query, "image": self.image, "intent": dict(self.intent),
-                "grades": dict(self.grades)}
+        out = {"qid": self.qid, "query": self.query, "image": self.image, "intent": dict(self.intent)}
+        if self.source_id is not None:
+            out["source_id"] = self.source_id
+        if self.classes:
+            out["classes"] = list(self.classes)
+        out["grades"] = dict(self.grades)
+        return out
 
 
 def grade(product: Mapping[str, Any], intent: Mapping[str, Any]) -> int:
@@ -54,13 +66,22 @@ def grade(product: Mapping[str, Any], intent: Mapping[str, Any]) -> int:
     return 2 if colour is None or product.get("base_colour") == colour else 1
 
 
+def _optional_id(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
 def generate(products: Iterable[Mapping[str, Any]], queries: Iterable[Mapping[str, Any]]) -> list[Judgment]:
-    catalog = list(products)
+    """Grade every product for every query's intent; the query's image, classes and source_id carry over."""
+    by_type: dict[Any, list[Mapping[str, Any]]] = {}
+    for product in products:  # grade() is 0 unless the type matches: only look at that type's products
+        by_type.setdefault(product.get("article_type"), []).append(product)
     out = []
     for query in queries:
         intent = query["intent"]
-        grades = {str(p["id"]): g for p in catalog if (g := grade(p, intent)) > 0}
-        out.append(Judgment(qid=str(query["qid"]), query=query.get("query"), grades=grades, intent=intent))
+        grades = {str(p["id"]): g for p in by_type.get(intent.get("type"), ()) if (g := grade(p, intent)) > 0}
+        out.append(Judgment(qid=str(query["qid"]), query=query.get("query"), grades=grades, intent=intent,
+                            image=query.get("image"), classes=tuple(query.get("classes") or ()),
+                            source_id=_optional_id(query.get("source_id"))))
     return out
 
 
@@ -81,7 +102,8 @@ def read_jsonl(path: Path) -> list[Judgment]:
                 data = json.loads(line)
                 out.append(Judgment(qid=str(data["qid"]), query=data.get("query"), image=data.get("image"),
                                     grades={str(k): int(v) for k, v in (data.get("grades") or {}).items()},
-                                    intent=data.get("intent") or {}))
+                                    intent=data.get("intent") or {}, classes=tuple(data.get("classes") or ()),
+                                    source_id=_optional_id(data.get("source_id"))))
             except (ValueError, KeyError, TypeError) as exc:
                 raise ConfigError("bad judgments line", path=str(path), line=number, error=str(exc)) from exc
     return out
