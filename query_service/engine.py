@@ -37,6 +37,7 @@ from mmsearch.exceptions import (
 )
 from mmsearch.gateway import SearchGateway, as_gateway
 from query_service import attributes, dsl, legs, queries
+from query_service.adaptive import query_features
 from query_service.dsl import AppQuery, AppResult
 from query_service.fusion import FusedHit, facet_counts, fuse, paginate
 from query_service.legs import LegBatch, LegRun
@@ -213,11 +214,13 @@ class SearchEngine:
 
     # -- query understanding --------------------------------------------------------------
 
-    def understand(self, text: str | None, vector: np.ndarray | None, ranking: RankingConfig) -> Understanding | None:
-        """The parsed query, or None when the ranking turns understanding off or there is no text."""
+    def understand(self, text: str | None, vector: np.ndarray | None, ranking: RankingConfig,
+                   image_vector: np.ndarray | None = None) -> Understanding | None:
+        """The parsed query, or None when the ranking turns understanding off or there is no text.
+        With a photo, the words' attributes override the photo's; the photo supplies the type."""
         if not ranking.understanding or not text:
             return None
-        return self.understander.parse(text, vector)
+        return self.understander.parse(text, vector, image_vector)
 
     def _recover_empty_legs(self, batches: Sequence[LegBatch], runs: Sequence[LegRun],
                             unfiltered: Sequence[dict[str, dict[str, Any]]], lean: bool) -> None:
@@ -274,7 +277,7 @@ class SearchEngine:
         degraded: list[str] = []
         vectors = self.encode(request, ranking, degraded)
         encode_ms = _ms(start)
-        understanding = self.understand(request.text, vectors.get("text"), ranking)
+        understanding = self.understand(request.text, vectors.get("text"), ranking, vectors.get("image"))
         bodies = self._leg_bodies(request, ranking, weights, vectors, understanding)
         if not bodies:
             raise EncoderUnavailableError("no leg can answer this request", degraded=degraded)
@@ -283,7 +286,7 @@ class SearchEngine:
         batch = LegBatch(self.index, bodies, weights, facets)
         lean = self.lean_for(len(bodies))
         [run] = self.run_batches([batch], lean)
-        run.understanding = understanding
+        run.understanding, run.text = understanding, request.text
         run.prefiltered = [c for clause in attributes.prefilter_clauses(understanding) for c in clause["terms"]] \
             if ranking.attribute_filter else []
         if run.prefiltered:
@@ -355,16 +358,22 @@ class SearchEngine:
 
     def fuse_run(self, run: LegRun, ranking: RankingConfig) -> list[FusedHit]:
         """Fuse the legs; with a parse, once more with the attribute leg over the fused candidates."""
-        fused = fuse(run.legs, ranking.method, run.weights, ranking.rrf_k, ranking.normalization,
+        legs_in, weights, attribute_weight = run.legs, run.weights, ranking.attribute_weight
+        if ranking.adaptive is not None:  # the policy's preset for this query's features; unnamed legs keep theirs
+            preset = ranking.adaptive.weights_for(query_features(run.legs, run.text, run.understanding))
+            weights = {leg: preset.get(leg, weight) for leg, weight in run.weights.items() if preset.get(leg, weight) > 0}
+            legs_in = {leg: ranked for leg, ranked in run.legs.items() if leg in weights}
+            attribute_weight = preset.get(attributes.ATTRIBUTE_LEG, attribute_weight)
+        fused = fuse(legs_in, ranking.method, weights, ranking.rrf_k, ranking.normalization,
                      ranking.combination, ranking.bounds)
         understanding = run.understanding
-        if understanding is None or not understanding.attributes or ranking.attribute_weight <= 0:
+        if understanding is None or not understanding.attributes or attribute_weight <= 0:
             return fused
         leg = attributes.attribute_leg(understanding, [hit.doc_id for hit in fused], run.sources)
         if not leg:
             return fused
-        return fuse({**run.legs, attributes.ATTRIBUTE_LEG: leg}, ranking.method,
-                    {**run.weights, attributes.ATTRIBUTE_LEG: ranking.attribute_weight}, ranking.rrf_k,
+        return fuse({**legs_in, attributes.ATTRIBUTE_LEG: leg}, ranking.method,
+                    {**weights, attributes.ATTRIBUTE_LEG: attribute_weight}, ranking.rrf_k,
                     ranking.normalization, ranking.combination, ranking.bounds)
 
     def search(self, request: SearchRequest, ranking: RankingConfig) -> dict[str, Any]:
@@ -455,8 +464,8 @@ class SearchEngine:
                    for query, vector, parse in zip(app_queries, vector_of, parses)]
         # Always lean: the page fetch applies the app's presentation to every hit, whichever leg found it.
         runs = self.run_batches(batches, lean=True)
-        for run, parse in zip(runs, parses):
-            run.understanding = parse
+        for run, parse, query in zip(runs, parses, app_queries):
+            run.understanding, run.text = parse, query.text
             run.prefiltered = [name for clause in attributes.prefilter_clauses(parse) for name in clause["terms"]] \
                 if ranking.attribute_filter else []
         unfiltered = [self._app_bodies(query, ranking, weights, vector, parse, prefilter=False) if run.prefiltered

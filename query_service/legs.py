@@ -37,8 +37,9 @@ class LegRun:
     envelopes: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Legs Elasticsearch refused: leg -> (HTTP status of the item, its error object).
     errors: dict[str, tuple[int, Any]] = field(default_factory=dict)
-    #: The parsed query (understanding.Understanding) the legs were shaped with, if any.
+    #: The parsed query (understanding.Understanding) the legs were shaped with, if any, and its text.
     understanding: Any = None
+    text: str | None = None
     #: Attribute pre-filters applied to the vector legs, and those dropped because a leg came back empty.
     prefiltered: list[str] = field(default_factory=list)
     filter_dropped: list[str] = field(default_factory=list)

@@ -7,6 +7,7 @@ the HTTP layer turns a ``RequestValidationError`` into a 400.
 from __future__ import annotations
 
 from collections.abc import Mapping
+import dataclasses
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -74,6 +75,9 @@ class RankingConfig:
     attribute_boost: float = 1.0
     #: Confident attributes narrow the vector legs (never the lexical leg; a leg left empty runs again without).
     attribute_filter: bool = True
+    #: Adaptive fusion (query_service.adaptive): a fitted policy that picks the fusion weights per query.
+    #: Given as its dict (ranking files); held as an ``AdaptivePolicy``.
+    adaptive: Any = None
 
     def __post_init__(self) -> None:
         for name in ("legs", "bounds", "field_boosts"):
@@ -121,6 +125,13 @@ class RankingConfig:
         for name in ("attribute_weight", "attribute_boost"):
             if not _number(getattr(self, name)) or not 0 <= getattr(self, name) <= 100:
                 _fail(f"{name} must be a number in [0, 100]", value=getattr(self, name))
+        if self.adaptive is not None and not hasattr(self.adaptive, "choose"):
+            from query_service.adaptive import AdaptivePolicy
+
+            try:
+                object.__setattr__(self, "adaptive", AdaptivePolicy.from_dict(self.adaptive))
+            except (KeyError, TypeError, ValueError) as exc:
+                _fail(f"adaptive must be a fitted policy (mmsearch eval tune-adaptive): {exc}")
         for name in ("understanding", "attribute_filter", "native_retriever"):
             if not isinstance(getattr(self, name), bool):
                 _fail(f"{name} must be true or false", value=getattr(self, name))
@@ -136,8 +147,10 @@ class RankingConfig:
         return cls(**dict(data))
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        policy = self.adaptive
+        data = asdict(dataclasses.replace(self, adaptive=None))
         data["bounds"] = {k: list(v) for k, v in self.bounds.items()}
+        data["adaptive"] = policy.to_dict() if policy is not None else None
         return data
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> RankingConfig:

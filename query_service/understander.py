@@ -57,6 +57,7 @@ class Understander:
                 return {}
         return {name: self._type_vectors[name] for name in types if name in self._type_vectors}
 
-    def parse(self, text: str, vector: np.ndarray | None) -> Understanding | None:
+    def parse(self, text: str, vector: np.ndarray | None, image_vector: np.ndarray | None = None
+              ) -> Understanding | None:
         parser = self.parser()
-        return parser.parse(text, vector) if parser is not None else None
+        return parser.parse(text, vector, image_vector) if parser is not None else None

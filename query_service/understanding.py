@@ -41,6 +41,8 @@ FILTER_CONFIDENCE = 0.85
 #: Embedding fallback for the type: the best type's cosine must beat the runner-up by this.
 EMBEDDING_MARGIN = 0.03
 EMBEDDING_MAX_CONFIDENCE = 0.8
+#: The same for a query photo against the type names (cross-modal cosines are lower and closer together).
+IMAGE_MARGIN = 0.01
 MAX_SPAN = 4
 _TOKEN = re.compile(r"[a-z0-9]+")
 #: Vocabulary values that are not attributes a shopper asks for.
@@ -53,7 +55,7 @@ class Attribute:
     values: tuple[str, ...]
     confidence: float
     span: str
-    source: str  # "vocabulary", "synonym" or "embedding"
+    source: str  # "vocabulary", "synonym", "embedding" (the query's vector) or "photo" (the query photo's)
 
     def to_dict(self) -> dict[str, Any]:
         return {"values": list(self.values), "confidence": round(self.confidence, 3), "span": self.span,
@@ -134,7 +136,10 @@ class QueryParser:
                 lexicon[key] = _Reading(name, (value,), confidence, "vocabulary")
         return lexicon
 
-    def parse(self, text: str, query_vector: Sequence[float] | None = None) -> Understanding:
+    def parse(self, text: str, query_vector: Sequence[float] | None = None,
+              image_vector: Sequence[float] | None = None) -> Understanding:
+        """``image_vector``: the query photo's embedding, for a photo + text query ("in black"): when the
+        words name no type, the photo says which (zero-shot against the type vectors), not the words."""
         words = tokens(text)
         keys = [normalise_token(word) for word in words]
         found: dict[str, tuple[Attribute, int]] = {}
@@ -156,24 +161,26 @@ class QueryParser:
                     found[reading.field] = (attribute, start)
                 used[start:start + size] = [True] * size
         attributes = {name: attribute for name, (attribute, _) in found.items()}
-        if "article_type" not in attributes and query_vector is not None:
-            guess = self.type_by_embedding(query_vector)
+        if "article_type" not in attributes:
+            guess = self.type_by_embedding(image_vector, IMAGE_MARGIN, "photo") if image_vector is not None \
+                else self.type_by_embedding(query_vector) if query_vector is not None else None
             if guess is not None:
                 attributes["article_type"] = guess
         return Understanding(text, attributes)
 
-    def type_by_embedding(self, query_vector: Sequence[float]) -> Attribute | None:
-        """The article type whose vector is clearly closest to the query's, or None."""
+    def type_by_embedding(self, query_vector: Sequence[float], margin_needed: float = EMBEDDING_MARGIN,
+                          source: str = "embedding") -> Attribute | None:
+        """The article type whose vector is clearly closest to the query's (text or photo), or None."""
         if self.type_matrix is None or len(self.type_names) < 2:
             return None
         vector = np.asarray(query_vector, dtype=np.float32)
         scores = self.type_matrix @ (vector / max(float(np.linalg.norm(vector)), 1e-12))
         order = np.argsort(-scores)
         margin = float(scores[order[0]] - scores[order[1]])
-        if margin < EMBEDDING_MARGIN:
+        if margin < margin_needed:
             return None
         confidence = min(EMBEDDING_MAX_CONFIDENCE, 0.5 + margin * 5)
-        return Attribute("article_type", (self.type_names[int(order[0])],), confidence, "", "embedding")
+        return Attribute("article_type", (self.type_names[int(order[0])],), confidence, "", source)
 
 
 def _better(candidate: Attribute, start: int, current: tuple[Attribute, int] | None) -> bool:

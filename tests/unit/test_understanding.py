@@ -137,3 +137,16 @@ def test_summary_says_what_was_read_and_applied() -> None:
         "attributes": {"gender": {"values": ["Women"], "confidence": 0.95, "span": "gender", "source": "vocabulary"}},
         "filtered": ["gender"], "boosted": True, "filter_dropped": ["text_image"]}
     assert attributes.summary(None, [], False) is None
+
+
+def test_with_a_photo_the_type_comes_from_the_photo_and_the_words_set_the_rest() -> None:
+    vectors = {"Watches": np.array([1.0, 0.0, 0.0]), "Handbags": np.array([0.0, 1.0, 0.0]),
+               "Jeans": np.array([0.0, 0.0, 1.0])}
+    parser = QueryParser(VOCABULARY, type_vectors=vectors)
+    text_vector = np.array([0.0, 0.0, 1.0])  # the words "in black" lean towards jeans: must not decide the type
+    parsed = parser.parse("but in black", text_vector, image_vector=np.array([0.2, 0.9, 0.1]))
+    assert parsed.attributes["article_type"].values == ("Handbags",)
+    assert parsed.attributes["article_type"].source == "photo"
+    assert parsed.attributes["base_colour"].values == ("Black",)
+    named = parser.parse("jeans in black", text_vector, image_vector=np.array([0.2, 0.9, 0.1]))
+    assert named.attributes["article_type"].values == ("Jeans",)  # the words override the photo
