@@ -55,6 +55,18 @@ def register(subparsers: Any) -> None:
             cmd.add_argument("--seed", type=int, default=0)
             cmd.add_argument("--report", type=Path, help="write the tuning summary JSON here")
 
+    ada = sub.add_parser("tune-adaptive", help="fit an adaptive fusion policy on a tuning split, check it on a "
+                                               "test split per query class; writes a ranking file")
+    ada.add_argument("--tune", type=Path, required=True, help="tuning judgments (JSONL)")
+    ada.add_argument("--test", type=Path, required=True, help="test judgments (JSONL): never used to fit")
+    ada.add_argument("--alias", help="index alias (default: settings products_alias)")
+    ada.add_argument("--model", type=Path, help="model package (default: MMSEARCH_MODEL_DIR)")
+    ada.add_argument("--catalog", type=Path, help=CATALOG_HELP)
+    ada.add_argument("--base", type=Path, help="ranking file whose default variant the policy starts from")
+    ada.add_argument("--out", type=Path, required=True, help="ranking file to write (the policy as its default)")
+    ada.add_argument("--report", type=Path, help="write the test-split report JSON here")
+    ada.set_defaults(handler=_tune_adaptive)
+
     rep = sub.add_parser("ab-report", help="A/B or interleaving report from the events index")
     rep.add_argument("--experiment", type=Path, required=True, help="the experiment config file")
     rep.set_defaults(handler=_ab_report)
@@ -244,4 +256,20 @@ def _ab_report(args: argparse.Namespace) -> int:
     report = interleaving_report(exposures, events) if config.mode == "interleave" else \
         ab_report(exposures, events, config.shares)
     print(json.dumps(report, indent=2, default=list))
+    return 0
+
+
+def _tune_adaptive(args: argparse.Namespace) -> int:
+    from query_service.ranking import RankingConfig, load_service_ranking
+    from query_service.relevance.adaptive_tuning import tune_and_test
+    from query_service.relevance.judgments import read_jsonl
+
+    base = load_service_ranking(args.base).default if args.base else RankingConfig()
+    report = tune_and_test(_engine(args), read_jsonl(args.tune), read_jsonl(args.test), base, _image_root(args))
+    variant = {**base.to_dict(), "name": "adaptive", "adaptive": report["policy"]}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(yaml.safe_dump({"variants": [variant]}, sort_keys=False))
+    if args.report:
+        args.report.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({"out": str(args.out), "test": report["test"].get("all")}, indent=2))
     return 0
