@@ -79,7 +79,8 @@ def openapi_document() -> dict[str, Any]:
                     "responses": search_responses},
                 "get": {"parameters": [{"name": n, "in": "query", "schema": {"type": t}} for n, t in
                                        (("q", "string"), ("size", "integer"), ("from", "integer"),
-                                        ("facets", "string"), ("negative", "string"))],
+                                        ("facets", "string"), ("negative", "string"),
+                                        ("explain", "boolean"), ("understand", "boolean"))],
                         "responses": search_responses},
             },
             "/{index}/_search": {"post": {"description": "Elasticsearch-compatible drop-in search (hybrid)",
@@ -166,7 +167,8 @@ def from_query_args(args: Mapping[str, str]) -> tuple[SearchRequest, dict[str, A
             bounds[parts[2]] = _number(value, key)
         else:
             raise RequestValidationError("filter parameters look like filter.<field> or filter.<field>.<gte|lte>")
-    unknown = set(args) - {"q", "size", "from", "facets", "negative", "user_id", "session_id", "explain"} \
+    unknown = set(args) - {"q", "size", "from", "facets", "negative", "user_id", "session_id", "explain",
+                           "understand"} \
         - {k for k in args if k.startswith("filter.")}
     if unknown:
         raise RequestValidationError("unknown query parameters", unknown=sorted(unknown))
@@ -175,7 +177,9 @@ def from_query_args(args: Mapping[str, str]) -> tuple[SearchRequest, dict[str, A
                             facets=tuple(f for f in (args.get("facets") or "").split(",") if f),
                             explain=args.get("explain", "true").lower() != "false",
                             unit_id=args.get("user_id") or args.get("session_id"))
-    return request, {}, request.unit_id
+    # understand=false: this request without query understanding (a ranking override, like the body's).
+    overrides = {"understanding": False} if args.get("understand", "true").lower() == "false" else {}
+    return request, overrides, request.unit_id
 
 
 def _number(value: str, name: str) -> float:
