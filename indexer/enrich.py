@@ -23,11 +23,12 @@ from typing import Any
 
 from indexer.documents import BuildSummary
 from indexer.images import ImageSource
-from indexer.lifecycle import _api, _body, alias_targets, index_exists, iter_hits, spec_for, validate
+from indexer.lifecycle import alias_targets, index_exists, iter_hits, spec_for, validate
 from indexer.naming import check_model, new_version_name, plan_replace_legacy, plan_swap
 from indexer.pipeline import DeadLetterWriter, PipelineConfig, Prepared, run_pipeline
 from mappings import ModelFacts, VectorConfig, build_enriched_body
 from mmsearch.exceptions import ConfigError, IndexingError
+from mmsearch.gateway import body_of, guarded
 
 
 @dataclass(frozen=True)
@@ -101,37 +102,50 @@ def _legacy_docs(es: Any, config: EnrichConfig, summary: BuildSummary) -> Iterat
                        image_ref=str(ref) if isinstance(ref, str) and ref.strip() else None)
 
 
-def enrich(es: Any, encoder: Any, config: EnrichConfig, *, state_dir: Path,
-           vectors: VectorConfig = VectorConfig(), pipeline: PipelineConfig = PipelineConfig(),
-           loaded_identity: str | None = None, force: bool = False, capabilities: Any = None) -> dict[str, Any]:
+def _application_name(es: Any, config: EnrichConfig) -> tuple[str, bool, list[str]]:
+    """(the name the application queries, whether that is the legacy index's own name, its aliases)."""
     legacy = config.source_index
     if not index_exists(es, legacy) or alias_targets(es, legacy):
         raise IndexingError("--from must be an existing concrete index (not an alias)", index=legacy)
-    legacy_aliases = sorted((_body(es.indices.get_alias(index=legacy)).get(legacy) or {}).get("aliases") or {})
+    aliases_body = body_of(guarded("read legacy aliases", lambda: es.indices.get_alias(index=legacy), index=legacy))
+    legacy_aliases = sorted((aliases_body.get(legacy) or {}).get("aliases") or {})
     app_name = config.alias or (legacy_aliases[0] if len(legacy_aliases) == 1 else None)
     if app_name is None and len(legacy_aliases) > 1:
         raise ConfigError("the legacy index has several aliases; say which one the application queries with "
                           "--alias", aliases=legacy_aliases)
     direct = app_name is None
-    if direct:
-        app_name = legacy  # the application queries the index name itself
     if direct and config.switch and not config.replace_legacy:
         raise ConfigError(f"the application queries {legacy!r} by name; pass --replace-legacy to replace that "
                           "index by an alias of the same name once the new index validates, or --no-switch "
                           "to only build the new index", index=legacy)
-    raw = _body(es.indices.get(index=legacy))[legacy]
+    return app_name or legacy, direct, legacy_aliases  # direct: the application queries the index name itself
+
+
+def _create_target(es: Any, encoder: Any, legacy: str, app_name: str, vectors: VectorConfig,
+                   capabilities: Any) -> str:
+    """A new version of ``app_name`` whose mapping is the legacy one plus the vector fields."""
+    raw = body_of(guarded("read legacy index", lambda: es.indices.get(index=legacy), index=legacy))[legacy]
     spec = spec_for(es, encoder, vectors, None, f"enrich:{legacy}", capabilities)
     body = build_enriched_body(raw.get("mappings") or {}, raw.get("settings") or {}, spec)
-    taken = set(_body(es.indices.get(index=f"{app_name}-v*", expand_wildcards="all")))
+    taken = set(body_of(guarded("list indices", lambda: es.indices.get(index=f"{app_name}-v*", expand_wildcards="all"),
+                                alias=app_name)))
     target = new_version_name(app_name, dt.datetime.now(dt.timezone.utc), taken)
-    _api(lambda: es.indices.create(index=target, settings=body["settings"], mappings=body["mappings"]),
-         "create enriched index", index=target)
+    guarded("create enriched index", lambda: es.indices.create(index=target, settings=body["settings"],
+                                                               mappings=body["mappings"]), index=target)
+    return target
 
+
+def enrich(es: Any, encoder: Any, config: EnrichConfig, *, state_dir: Path,
+           vectors: VectorConfig = VectorConfig(), pipeline: PipelineConfig = PipelineConfig(),
+           loaded_identity: str | None = None, force: bool = False, capabilities: Any = None) -> dict[str, Any]:
+    legacy = config.source_index
+    app_name, direct, legacy_aliases = _application_name(es, config)
+    target = _create_target(es, encoder, legacy, app_name, vectors, capabilities)
     blocked = False
     if direct and config.replace_legacy:
         # The legacy index will be deleted: a write landing after the copy would be lost.
-        _api(lambda: es.indices.put_settings(index=legacy, settings={"index.blocks.write": True}),
-             "block writes on legacy index", index=legacy)
+        guarded("block writes on legacy index",
+                lambda: es.indices.put_settings(index=legacy, settings={"index.blocks.write": True}), index=legacy)
         blocked = True
     summary = BuildSummary()
     dead = DeadLetterWriter(Path(state_dir) / "deadletter" / f"{target}.jsonl")
@@ -143,13 +157,14 @@ def enrich(es: Any, encoder: Any, config: EnrichConfig, *, state_dir: Path,
         return legacy_text(doc, fields, config.text_separator) if fields else encoder.product_text(doc)
 
     try:
-        _api(lambda: es.indices.put_settings(index=target, settings={"index": {"refresh_interval": "-1"}}),
-             "disable refresh", index=target)
-        legacy_count = int(_body(es.count(index=legacy))["count"])
+        guarded("disable refresh", lambda: es.indices.put_settings(
+            index=target, settings={"index": {"refresh_interval": "-1"}}), index=target)
+        legacy_count = int(body_of(guarded("count", lambda: es.count(index=legacy), index=legacy))["count"])
         run_pipeline(es, encoder, _legacy_docs(es, config, summary), target, images, dead, pipeline,
                      summary=summary, total=legacy_count if pipeline.progress else None, text_of=text_of,
                      source_of=enriched_source)
-        es.indices.put_settings(index=target, settings={"index": {"refresh_interval": None}})
+        guarded("restore refresh interval", lambda: es.indices.put_settings(
+            index=target, settings={"index": {"refresh_interval": None}}), index=target)
         report = validate(es, target, expected_docs=legacy_count, model=ModelFacts.from_encoder(encoder))
         if not report["ok"]:
             raise IndexingError("enriched index failed validation; nothing was switched", index=target,
@@ -169,7 +184,7 @@ def enrich(es: Any, encoder: Any, config: EnrichConfig, *, state_dir: Path,
             actions += [{"add": {"index": target, "alias": name}} for name in legacy_aliases]
         else:
             actions = plan_swap(app_name, target, alias_targets(es, app_name))
-        _api(lambda: es.indices.update_aliases(actions=actions), "switch application name", alias=app_name)
+        guarded("switch application name", lambda: es.indices.update_aliases(actions=actions), alias=app_name)
         blocked = False  # the legacy index is gone (replace) or keeps its block state below
         result["switched"] = True
         result["aliases_actions"] = actions
@@ -177,4 +192,5 @@ def enrich(es: Any, encoder: Any, config: EnrichConfig, *, state_dir: Path,
     finally:
         dead.close()
         if blocked and index_exists(es, legacy):
-            es.indices.put_settings(index=legacy, settings={"index.blocks.write": None})
+            guarded("unblock writes on legacy index",
+                    lambda: es.indices.put_settings(index=legacy, settings={"index.blocks.write": None}), index=legacy)

@@ -20,7 +20,8 @@ from indexer.naming import check_model, new_version_name, pick_rollback, plan_pr
 from indexer.pipeline import DeadLetterWriter, PipelineConfig, prepare_catalog, run_pipeline
 from mappings import AnalysisConfig, IndexSpec, ModelFacts, VectorConfig, build_index_body, \
     check_mapping_against_model
-from mmsearch.exceptions import BadRecordError, ClusterError, ConfigError, IndexingError, ModelMismatchError
+from mmsearch.exceptions import BadRecordError, ConfigError, IndexingError, ModelMismatchError
+from mmsearch.gateway import ElasticsearchGateway, body_of, guarded
 
 PIT_KEEP_ALIVE = "2m"
 SCAN_PAGE = 2000
@@ -35,50 +36,36 @@ def model_identity_of(model_dir: str | Path) -> str:
     return identity_of(Path(model_dir))
 
 
-def _body(response: Any) -> dict[str, Any]:
-    return dict(getattr(response, "body", response))
-
-
-def _api(call: Any, what: str, **context: Any) -> Any:
-    """Run one ES call; turn client errors into ClusterError with context (the CLI prints, no traceback)."""
-    from elasticsearch import ApiError, TransportError
-
-    try:
-        return call()
-    except ApiError as exc:
-        raise ClusterError(f"{what} failed", status=getattr(exc, "status_code", None), detail=str(exc)[:500],
-                           **context) from exc
-    except TransportError as exc:
-        raise ClusterError(f"{what} failed: Elasticsearch unreachable", detail=str(exc)[:300], **context) from exc
+# Every client call below runs in ``mmsearch.gateway.guarded``: ES failures leave as the project's
+# exceptions with the gateway's statuses (unreachable -> ClusterUnavailableError), which the CLI
+# prints as one message plus context, without a traceback.
 
 
 # --- reading -----------------------------------------------------------------------
 
 
 def index_exists(es: Any, name: str) -> bool:
-    return bool(es.indices.exists(index=name))
+    return bool(guarded("check index", lambda: es.indices.exists(index=name), index=name))
 
 
 def alias_targets(es: Any, alias: str) -> list[str]:
-    """Concrete indices the alias points to ([] when the alias does not exist)."""
-    from elasticsearch import NotFoundError
+    """Concrete indices the alias points to ([] when the alias does not exist).
 
-    try:
-        return sorted(_body(es.indices.get_alias(name=alias)))
-    except NotFoundError:
-        return []
+    The gateway's rule, so the indexer and the query service agree on what "no alias" is.
+    """
+    return ElasticsearchGateway(es).alias_targets(alias)
 
 
 def index_meta(es: Any, index: str) -> dict[str, Any]:
-    body = _body(_api(lambda: es.indices.get_mapping(index=index), "get mapping", index=index))
+    body = body_of(guarded("get mapping", lambda: es.indices.get_mapping(index=index), index=index))
     return dict((next(iter(body.values()))["mappings"].get("_meta") or {}))
 
 
 def iter_hits(es: Any, index: str, *, source: Any = True, query: dict[str, Any] | None = None,
               docvalue_fields: list[str] | None = None, page: int = SCAN_PAGE) -> Iterator[dict[str, Any]]:
     """Every document via point-in-time + search_after (works without the reindex/scroll-heavy paths)."""
-    pit = _body(_api(lambda: es.open_point_in_time(index=index, keep_alive=PIT_KEEP_ALIVE), "open PIT",
-                     index=index))["id"]
+    pit = body_of(guarded("open PIT", lambda: es.open_point_in_time(index=index, keep_alive=PIT_KEEP_ALIVE),
+                          index=index))["id"]
     after: list[Any] | None = None
     try:
         while True:
@@ -89,7 +76,7 @@ def iter_hits(es: Any, index: str, *, source: Any = True, query: dict[str, Any] 
                 kwargs["docvalue_fields"] = docvalue_fields
             if after is not None:
                 kwargs["search_after"] = after
-            response = _body(_api(lambda: es.search(**kwargs), "PIT search", index=index))
+            response = body_of(guarded("PIT search", lambda: es.search(**kwargs), index=index))
             pit = response.get("pit_id", pit)
             hits = response["hits"]["hits"]
             if not hits:
@@ -113,8 +100,8 @@ def existing_hashes(es: Any, index: str) -> dict[str, str]:
 
 
 def count(es: Any, index: str, query: dict[str, Any] | None = None) -> int:
-    return int(_body(_api(lambda: es.count(index=index, query=query or {"match_all": {}}), "count",
-                          index=index))["count"])
+    return int(body_of(guarded("count", lambda: es.count(index=index, query=query or {"match_all": {}}),
+                               index=index))["count"])
 
 
 # --- create / build ---------------------------------------------------------------
@@ -125,12 +112,12 @@ def create_index(es: Any, alias: str, spec: IndexSpec, name: str | None = None) 
         raise IndexingError(f"a concrete index is named {alias!r}; versioned indices need that name as an alias. "
                             "Use `index enrich --from <it> --replace-legacy` to migrate it", alias=alias)
     if name is None:
-        taken = set(_body(_api(lambda: es.indices.get(index=f"{alias}-v*", expand_wildcards="all"),
-                               "list indices", alias=alias)))
+        taken = set(body_of(guarded("list indices", lambda: es.indices.get(index=f"{alias}-v*",
+                                                                           expand_wildcards="all"), alias=alias)))
         name = new_version_name(alias, dt.datetime.now(dt.timezone.utc), taken)
     body = build_index_body(spec)
-    _api(lambda: es.indices.create(index=name, settings=body["settings"], mappings=body["mappings"]),
-         "create index", index=name)
+    guarded("create index", lambda: es.indices.create(index=name, settings=body["settings"],
+                                                      mappings=body["mappings"]), index=name)
     return name
 
 
@@ -179,8 +166,9 @@ def build(es: Any, encoder: Any, catalog: CatalogConfig, *, alias: str, state_di
     previous = _refresh_interval(es, index)
     # No refreshes during the load: each one writes a tiny segment that merges must
     # then rewrite; one refresh at the end is far cheaper.
-    _api(lambda: es.indices.put_settings(index=index, settings={"index": {"refresh_interval": "-1"}}),
-         "disable refresh", index=index)
+    guarded("disable refresh", lambda: es.indices.put_settings(index=index,
+                                                               settings={"index": {"refresh_interval": "-1"}}),
+            index=index)
     try:
         summary = BuildSummary()
         docs = prepare_catalog(read_catalog(catalog), catalog, summary, dead)
@@ -188,24 +176,27 @@ def build(es: Any, encoder: Any, catalog: CatalogConfig, *, alias: str, state_di
                      existing_hashes=hashes, total=count_records(catalog) if pipeline.progress else None)
     finally:
         dead.close()
-        es.indices.put_settings(index=index, settings={"index": {"refresh_interval": previous}})
-        es.indices.refresh(index=index)
+        guarded("restore refresh interval", lambda: es.indices.put_settings(
+            index=index, settings={"index": {"refresh_interval": previous}}), index=index)
+        guarded("refresh", lambda: es.indices.refresh(index=index), index=index)
     if force_merge:
         started = time.monotonic()
-        _api(lambda: es.options(request_timeout=3600).indices.forcemerge(index=index, max_num_segments=1,
-                                                                         wait_for_completion=True),
-             "force merge to one segment", index=index)
+        guarded("force merge to one segment",
+                lambda: es.options(request_timeout=3600).indices.forcemerge(index=index, max_num_segments=1,
+                                                                            wait_for_completion=True),
+                index=index)
         summary.force_merge_s = round(time.monotonic() - started, 1)
     meta = index_meta(es, index)
     meta["build"] = {**{k: v for k, v in summary.to_dict().items() if k != "failure_reasons"},
                      "completed_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
                      "resumed": bool(resume)}
-    _api(lambda: es.indices.put_mapping(index=index, meta=meta), "record build in _meta", index=index)
+    guarded("record build in _meta", lambda: es.indices.put_mapping(index=index, meta=meta), index=index)
     return summary.to_dict()
 
 
 def _refresh_interval(es: Any, index: str) -> str | None:
-    body = _body(es.indices.get_settings(index=index, name="index.refresh_interval"))
+    body = body_of(guarded("read refresh interval",
+                           lambda: es.indices.get_settings(index=index, name="index.refresh_interval"), index=index))
     return (next(iter(body.values()))["settings"].get("index") or {}).get("refresh_interval")
 
 
@@ -235,7 +226,7 @@ def validate(es: Any, index: str, *, catalog: CatalogConfig | None = None, expec
     """Checks an index before it may serve: doc count, vector coverage, mapping vs model."""
     if not index_exists(es, index):
         raise IndexingError("index does not exist", index=index)
-    _api(lambda: es.indices.refresh(index=index), "refresh", index=index)
+    guarded("refresh", lambda: es.indices.refresh(index=index), index=index)
     total = count(es, index)
     text_vectors = count(es, index, {"exists": {"field": "text_vector"}})
     image_vectors = count(es, index, {"exists": {"field": "image_vector"}})
@@ -252,7 +243,8 @@ def validate(es: Any, index: str, *, catalog: CatalogConfig | None = None, expec
                        "with_vector": image_vectors, "catalog_with_image": expect["with_image"],
                        "ratio": round(ratio, 4), "min": min_image_coverage})
     if model is not None:
-        mapping = next(iter(_body(es.indices.get_mapping(index=index)).values()))["mappings"]
+        mappings = body_of(guarded("get mapping", lambda: es.indices.get_mapping(index=index), index=index))
+        mapping = next(iter(mappings.values()))["mappings"]
         problems = check_mapping_against_model(mapping, model)
         checks.append({"check": "mapping_vs_model", "ok": not problems, "problems": problems})
     return {"index": index, "ok": all(c["ok"] for c in checks), "checks": checks, "image_vectors": image_vectors}
@@ -276,9 +268,9 @@ def swap(es: Any, alias: str, target: str, *, loaded_identity: str | None, force
     if current:
         # Remember where the alias came from, so rollback returns exactly there.
         meta["swapped_from"] = current[0]
-        _api(lambda: es.indices.put_mapping(index=target, meta=meta), "record swap origin", index=target)
+        guarded("record swap origin", lambda: es.indices.put_mapping(index=target, meta=meta), index=target)
     actions = plan_swap(alias, target, current)
-    _api(lambda: es.indices.update_aliases(actions=actions), "alias swap", alias=alias, target=target)
+    guarded("alias swap", lambda: es.indices.update_aliases(actions=actions), alias=alias, target=target)
     return {"alias": alias, "index": target, "previous": current[0] if current else None, "changed": True}
 
 
@@ -288,12 +280,13 @@ def rollback(es: Any, alias: str, *, loaded_identity: str | None, to: str | None
     if len(current) != 1:
         raise IndexingError("rollback needs the alias to point at exactly one index", alias=alias, current=current)
     if to is None:
-        names = list(_body(es.indices.get(index=f"{alias}-v*", expand_wildcards="open")))
+        names = list(body_of(guarded("list indices", lambda: es.indices.get(index=f"{alias}-v*",
+                                                                            expand_wildcards="open"), alias=alias)))
         to = pick_rollback(alias, current[0], names, index_meta(es, current[0]).get("swapped_from"))
     target_meta = index_meta(es, to)
     check_model(to, target_meta.get("model_identity"), loaded_identity, force)
     actions = plan_swap(alias, to, current)
-    _api(lambda: es.indices.update_aliases(actions=actions), "alias rollback", alias=alias, target=to)
+    guarded("alias rollback", lambda: es.indices.update_aliases(actions=actions), alias=alias, target=to)
     return {"alias": alias, "index": to, "previous": current[0], "changed": True}
 
 
@@ -301,11 +294,12 @@ def status(es: Any, alias: str) -> dict[str, Any]:
     """Every version of ``alias`` (and whatever it points at): docs, vector coverage, model, size, aliases."""
     pointed = alias_targets(es, alias)
     pattern = ",".join([f"{alias}-v*", *pointed])
-    indices = _body(_api(lambda: es.indices.get(index=pattern, expand_wildcards="open"), "list indices",
-                         alias=alias))
+    indices = body_of(guarded("list indices", lambda: es.indices.get(index=pattern, expand_wildcards="open"),
+                              alias=alias))
     if not indices:
         return {"alias": alias, "points_to": pointed, "indices": []}
-    stats = _body(es.indices.stats(index=",".join(indices), metric="docs,store"))["indices"]
+    stats = body_of(guarded("index stats", lambda: es.indices.stats(index=",".join(indices), metric="docs,store"),
+                            alias=alias))["indices"]
     rows = []
     order = versions_newest_first(alias, indices) + sorted(set(indices) - set(versions_newest_first(alias, indices)))
     for name in order:
@@ -326,11 +320,11 @@ def status(es: Any, alias: str) -> dict[str, Any]:
 
 
 def prune(es: Any, alias: str, keep: int, dry_run: bool = False) -> dict[str, Any]:
-    indices = _body(_api(lambda: es.indices.get_alias(index=f"{alias}-v*", expand_wildcards="open"),
-                         "list indices", alias=alias))
+    indices = body_of(guarded("list indices", lambda: es.indices.get_alias(index=f"{alias}-v*",
+                                                                           expand_wildcards="open"), alias=alias))
     aliased = {name: list((info.get("aliases") or {})) for name, info in indices.items()}
     doomed = plan_prune(alias, list(indices), aliased, keep)
     if doomed and not dry_run:
-        _api(lambda: es.indices.delete(index=",".join(doomed)), "delete old versions", indices=doomed)
+        guarded("delete old versions", lambda: es.indices.delete(index=",".join(doomed)), indices=doomed)
     return {"alias": alias, "deleted" if not dry_run else "would_delete": doomed,
             "kept": [n for n in versions_newest_first(alias, indices) if n not in doomed]}

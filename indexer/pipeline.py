@@ -34,7 +34,8 @@ from indexer.documents import BuildSummary, build_source, content_hash, index_ac
     parse_bulk_item
 from indexer.images import ImageSource, LoadedImage, load_and_decode
 from mmsearch import retries
-from mmsearch.exceptions import BadRecordError, ImageDecodeError, IndexingError
+from mmsearch.exceptions import BadRecordError, ClusterError, ImageDecodeError, IndexingError, MMSearchError
+from mmsearch.gateway import translate
 
 #: Per-item statuses worth retrying: queue full (429) and transient node trouble (5xx).
 BULK_RETRY_STATUSES = (429, 500, 502, 503, 504)
@@ -182,11 +183,13 @@ class _Sender(threading.Thread):
         self.dead, self.lock, self.progress = dead, lock, progress
         self.positions: dict[str, tuple[str, bool]] = {}
         self.error: BaseException | None = None
+        self.stopped = False  # this sender's stop marker was taken from the queue
 
     def _actions(self) -> Iterator[dict[str, Any]]:
         while True:
             batch = self.work.get()
             if batch is _STOP:
+                self.stopped = True
                 return
             for position, action in batch:
                 self.positions[action["_id"]] = (position, "image_vector" in action["_source"])
@@ -216,10 +219,27 @@ class _Sender(threading.Thread):
                 if self.progress is not None:
                     self.progress.update(1)
         except BaseException as exc:  # surfaced by the main thread; the run must not hang
-            self.error = exc
-            while True:  # unblock the producer: drain until the stop marker
+            # Per-item and per-chunk ES answers were dead-lettered above; what escapes is the
+            # transport (node unreachable), translated here so it leaves with the gateway's class.
+            self.error = translate(exc, "bulk indexing") if isinstance(exc, Exception) else exc
+            if self.error is not exc:
+                self.error.__cause__ = exc
+            # Unblock the producer: drain until the stop marker, unless the last chunk failed after
+            # it was taken (waiting for another would hang the run, or take another sender's marker).
+            while not self.stopped:
                 if self.work.get() is _STOP:
                     break
+
+
+def _bulk_failure(error: BaseException, message: str, index: str) -> MMSearchError:
+    """A sender's failure as the run's. ES trouble keeps the gateway's class (an unreachable node is
+    ``ClusterUnavailableError``, 503, as everywhere else); anything else is an indexing failure."""
+    if isinstance(error, ClusterError):
+        error.context.setdefault("index", index)
+        return error
+    failure = IndexingError(message, index=index, detail=str(error))
+    failure.__cause__ = error
+    return failure
 
 
 def run_pipeline(es: Any, encoder: Any, docs: Iterable[Prepared], index: str, images: ImageSource,
@@ -253,7 +273,7 @@ def run_pipeline(es: Any, encoder: Any, docs: Iterable[Prepared], index: str, im
         while True:
             failed = next((s.error for s in senders if s.error is not None), None)
             if failed is not None:
-                raise IndexingError("bulk sender failed", detail=str(failed))
+                raise _bulk_failure(failed, "bulk sender failed", index)
             try:
                 work.put(batch, timeout=0.5)
                 break
@@ -322,7 +342,7 @@ def run_pipeline(es: Any, encoder: Any, docs: Iterable[Prepared], index: str, im
             progress.close()
     errors = [s.error for s in senders if s.error is not None]
     if errors:
-        raise IndexingError("bulk indexing failed", index=index, detail=str(errors[0])) from errors[0]
+        raise _bulk_failure(errors[0], "bulk indexing failed", index)
     summary.seconds = time.perf_counter() - started
     summary.dead_letters = dead.count
     return summary

@@ -5,14 +5,20 @@ analysis-common, painless, rank-rrf or reindex) and not even the ``GET /``
 endpoint; the official image has all of them. Detection therefore reads the
 node module lists (``_nodes/plugins``) and, where that API is forbidden (hosted
 clusters with restricted users), falls back to probing behaviour.
+
+Every call runs in ``mmsearch.gateway.guarded``: an unreachable node raises
+``ClusterUnavailableError`` (503) as everywhere else; an answer that refuses one
+call (403, 400, ...) only degrades what that call would have told us.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from mmsearch.exceptions import ClusterError, ClusterUnavailableError
+from mmsearch.exceptions import ClusterAuthError, ClusterError
+from mmsearch.gateway import body_of, guarded, is_authorization_error, status_of
 
 # module names as ES reports them -> our feature names
 _FEATURE_MODULES = {
@@ -75,54 +81,59 @@ def capabilities_from_responses(nodes_plugins: dict[str, Any], license_body: dic
 
 def detect_capabilities(es: Any) -> ClusterCapabilities:
     """Ask the cluster. ``es`` is an ``elasticsearch.Elasticsearch`` client."""
-    from elasticsearch import ApiError, AuthorizationException, TransportError
-
-    try:
-        license_body = _body(es.license.get())
-    except AuthorizationException:
-        license_body = None
-    except TransportError as exc:
-        raise ClusterUnavailableError("Elasticsearch is not reachable", error=str(exc)) from exc
-    except ApiError:
-        license_body = None
+    license_body = _license(es)
     security = _security_enabled(es)
     try:
-        return capabilities_from_responses(_body(es.nodes.info(metric="plugins")), license_body, security)
-    except AuthorizationException:
-        return _probe(es, license_body, security)
+        plugins = _body(guarded("read node plugins", lambda: es.nodes.info(metric="plugins")))
+    except ClusterAuthError as exc:
+        if not is_authorization_error(exc):  # 401: wrong credentials, probing would fail the same way
+            raise
+        return _probe(es, license_body, security)  # 403: a restricted user, behaviour still tells
+    return capabilities_from_responses(plugins, license_body, security)
+
+
+def _license(es: Any) -> dict[str, Any] | None:
+    # Any refusal (forbidden, no license API) leaves the license unknown; it is not an error.
+    return _answer("read license", lambda: es.license.get())
+
+
+def _answer(what: str, call: Callable[[], Any]) -> dict[str, Any] | None:
+    """The body of one call, or None when ES answered with a refusal; an unreachable node still raises
+    (``ClusterUnavailableError``): nothing else would answer either."""
+    try:
+        return _body(guarded(what, call))
+    except ClusterError as exc:
+        if status_of(exc) is None:
+            raise
+        return None
 
 
 def _security_enabled(es: Any) -> bool | None:
-    from elasticsearch import ApiError
-
     try:
-        es.security.authenticate()
+        guarded("authenticate", lambda: es.security.authenticate())
         return True
-    except ApiError as exc:
+    except ClusterError as exc:
+        status = status_of(exc)
+        if status is None:
+            raise
         # With security off the security APIs answer 400/500 "security is not enabled".
-        if "not enabled" in str(exc).lower() or getattr(exc, "status_code", 0) in (400, 500):
+        if "not enabled" in str(exc).lower() or status in (400, 500):
             return False
         return None
 
 
 def _probe(es: Any, license_body: dict[str, Any] | None, security: bool | None) -> ClusterCapabilities:
-    """Behavioural detection for users who may not call the nodes API."""
-    from elasticsearch import ApiError
+    """Behavioural detection for users who may not call the nodes API; a refused probe means "missing"."""
 
-    def works(call: Any) -> bool:
-        try:
-            call()
-            return True
-        except ApiError:
-            return False
+    def works(what: str, call: Callable[[], Any]) -> bool:
+        return _answer(what, call) is not None
 
-    try:
-        version = _body(es.nodes.info(node_id="_local", metric="_none", filter_path="nodes.*.version"))
-    except ApiError:
-        version = {}
+    version = _answer("read node version", lambda: es.nodes.info(node_id="_local", metric="_none",
+                                                                   filter_path="nodes.*.version")) or {}
     version_str = next(iter((version.get("nodes") or {"x": {"version": "0.0.0"}}).values()))["version"]
-    analysis_common = works(lambda: es.indices.analyze(tokenizer="standard", filter=["porter_stem"], text="running"))
-    painless = works(lambda: es.scripts_painless_execute(script={"source": "1 + 1"}))
+    analysis_common = works("probe analysis-common", lambda: es.indices.analyze(
+        tokenizer="standard", filter=["porter_stem"], text="running"))
+    painless = works("probe painless", lambda: es.scripts_painless_execute(script={"source": "1 + 1"}))
     return ClusterCapabilities(
         version=version_str, version_tuple=_version_tuple(version_str),
         license_type=((license_body or {}).get("license") or {}).get("type", "unknown"),
@@ -132,7 +143,7 @@ def _probe(es: Any, license_body: dict[str, Any] | None, security: bool | None) 
 
 
 def _body(response: Any) -> dict[str, Any]:
-    return dict(getattr(response, "body", response))
+    return dict(body_of(response))
 
 
 def _version_tuple(version: str) -> tuple[int, int, int]:

@@ -201,3 +201,35 @@ def as_gateway(es: Any) -> Any:
     """A gateway for ``es``: itself when it already is one (a fake, a wrapper), else one over the client."""
     return es if isinstance(es, ElasticsearchGateway) or getattr(es, "is_search_gateway", False) \
         else ElasticsearchGateway(es)
+
+
+# --- for callers that hold a raw client (indexing, capability detection, event logging) ----------
+# They wrap each call in ``guarded`` and decide on the project exception it raised; these
+# predicates answer the questions they used to ask of client exception classes, so no
+# module outside this one imports ``elasticsearch``'s exceptions.
+
+
+def status_of(exc: BaseException) -> int | None:
+    """The HTTP status Elasticsearch answered with: for a client ``ApiError`` or an error ``translate``
+    made from one. None when Elasticsearch did not answer (unreachable, timeout) or ``exc`` is not about it."""
+    from elasticsearch import ApiError
+
+    if isinstance(exc, ApiError):
+        return int(getattr(exc.meta, "status", 0) or 0) or None
+    if isinstance(exc, ClusterError):
+        status = exc.context.get("status")
+        return status if isinstance(status, int) else None
+    return None
+
+
+def is_authorization_error(exc: BaseException) -> bool:
+    """ES knows the credentials but forbids this action (403, the client's ``AuthorizationException``).
+    Unlike a 401 this is normal for restricted users, so callers may fall back to another way."""
+    return status_of(exc) == 403
+
+
+def is_bulk_rejection(exc: BaseException) -> bool:
+    """``helpers.bulk`` raised ``BulkIndexError``: ES answered, but refused some of the documents."""
+    from elasticsearch.helpers import BulkIndexError
+
+    return isinstance(exc, BulkIndexError)

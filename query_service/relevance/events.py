@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from mmsearch import retries
-from mmsearch.exceptions import ClusterUnavailableError
+from mmsearch.exceptions import ClusterError, ClusterUnavailableError
+from mmsearch.gateway import guarded, is_bulk_rejection
 
 EVENTS_MAPPING = {
     "dynamic": True,
@@ -56,13 +57,12 @@ class EventLogger:
         atexit.register(self.close)
 
     def _ensure_index(self) -> None:
-        from elasticsearch import ApiError
-
         try:
-            if not self.es.indices.exists(index=self.index):
-                self.es.indices.create(index=self.index, mappings=EVENTS_MAPPING)
-        except ApiError as exc:
-            if "resource_already_exists" not in str(exc):
+            if not guarded("check events index", lambda: self.es.indices.exists(index=self.index), index=self.index):
+                guarded("create events index",
+                        lambda: self.es.indices.create(index=self.index, mappings=EVENTS_MAPPING), index=self.index)
+        except ClusterError as exc:
+            if "resource_already_exists" not in str(exc):  # another worker created it between the two calls
                 raise
 
     def _add(self, doc: dict[str, Any]) -> None:
@@ -86,7 +86,7 @@ class EventLogger:
 
     def flush(self) -> int:
         """Write everything buffered; on failure the batch goes back to the front. Returns docs written."""
-        from elasticsearch import ApiError, TransportError, helpers
+        from elasticsearch import helpers
 
         with self._flush_lock:
             with self._lock:
@@ -95,10 +95,18 @@ class EventLogger:
             if not batch:
                 return 0
             actions = [{"_index": self.index, "_source": doc} for doc in batch]
+
+            def write() -> Any:
+                return guarded("write events", lambda: helpers.bulk(self.es, actions, refresh=False),
+                               index=self.index)
+
             try:
-                retries.retry_call(lambda: helpers.bulk(self.es, actions, refresh=False),
-                                   retries.EVENTS_FLUSH_BACKOFF, (TransportError, ApiError))
-            except (TransportError, ApiError, helpers.BulkIndexError):
+                # Retried: any ES error (the gateway's ClusterError family). Not retried: documents
+                # ES refused (BulkIndexError), which would be refused again; the batch waits in memory.
+                retries.retry_call(write, retries.EVENTS_FLUSH_BACKOFF, (ClusterError,))
+            except Exception as exc:
+                if not (isinstance(exc, ClusterError) or is_bulk_rejection(exc)):
+                    raise
                 self.failed_flushes += 1
                 with self._lock:
                     self._buffer.extendleft(reversed(batch))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.server
 import io
 import json
+import socket
 import threading
 
 import numpy as np
@@ -24,7 +25,7 @@ from indexer.images import ImageSource
 from indexer.pipeline import DeadLetterWriter, PipelineConfig, Prepared, encode_isolating, prepare_catalog, \
     run_pipeline
 from indexer.testing import FakeEncoder
-from mmsearch.exceptions import ConfigError, ImageDecodeError, IndexingError
+from mmsearch.exceptions import ClusterUnavailableError, ConfigError, ImageDecodeError, IndexingError
 from mmsearch.retries import BackoffPolicy
 
 
@@ -186,3 +187,17 @@ def test_dead_letter_file_only_created_when_needed(tmp_path):
 def test_pipeline_config_validation(kwargs):
     with pytest.raises(ConfigError):
         PipelineConfig(**kwargs)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("bulk_threads", [1, 2])
+def test_unreachable_node_during_bulk_fails_the_run_as_unavailable(catalog, bulk_threads):
+    # The last (only) chunk fails after each sender took its stop marker: the run must end, not
+    # wait for a marker that never comes, and say "unreachable" (503 class) like every other caller.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    es = Elasticsearch(f"http://127.0.0.1:{port}", max_retries=0)
+    with pytest.raises(ClusterUnavailableError, match="Elasticsearch is unreachable") as raised:
+        _run(es, catalog, FakeEncoder(), DeadLetterWriter(None), bulk_threads=bulk_threads)
+    assert raised.value.context["index"] == "idx"

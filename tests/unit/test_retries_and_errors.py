@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from mmsearch.exceptions import ImageDecodeError, MMSearchError, PayloadTooLargeError, RequestValidationError
+from mmsearch.exceptions import ClusterAuthError, ClusterError, ClusterUnavailableError, ImageDecodeError, \
+    IndexNotFoundError, MMSearchError, PayloadTooLargeError, RequestValidationError
 from mmsearch.retries import BULK_BACKOFF, BackoffPolicy, retry_call
 
 
@@ -52,3 +53,11 @@ def test_errors_carry_context_and_status() -> None:
     assert MMSearchError("boom", error="detail").to_dict()["error"] == "MMSearchError"
     assert "limit=10" in str(error)
     assert ImageDecodeError("bad").http_status == 400
+
+
+def test_cluster_errors_have_one_status_each() -> None:
+    # The gateway's table (mmsearch.gateway): retry later -> 503, refused -> 502, whoever raises it.
+    assert ClusterUnavailableError("down").http_status == 503
+    assert isinstance(IndexNotFoundError("no alias"), ClusterUnavailableError)
+    assert IndexNotFoundError("no alias").http_status == 503
+    assert ClusterAuthError("refused").http_status == ClusterError("rejected").http_status == 502
