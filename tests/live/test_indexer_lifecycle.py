@@ -115,4 +115,4 @@ def test_cli_status_validate_and_clear_errors(es, es_node, encoder, model_dir, i
     out = run("swap", "--alias", index_name, "--index", old)  # no model given: refused, no traceback
     assert out.returncode == 2 and "cannot check the model" in out.stderr and "Traceback" not in out.stderr
     out = run("build", "--alias", index_name, "--catalog", "/nonexistent.jsonl", "--model", str(model_dir))
-    assert out.returncode == 2 and "catalog file not found" in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode == 2 and "catalog not found" in out.stderr and "Traceback" not in out.stderr
