@@ -10,17 +10,22 @@ import hashlib
 import json
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 from indexer.catalog import MAX_ID_BYTES, CatalogConfig
 from mmsearch.exceptions import BadRecordError
 from mmsearch.jsoncodec import float_list
+from mmsearch.text_analysis import ANALYZED_FIELD, CLIENT, analyzed_text, lexical_analysis_of
 
 KEYWORD_FIELDS = ("gender", "master_category", "sub_category", "article_type", "base_colour", "season", "usage",
                   "brand")
 CATEGORY_SEPARATOR = " > "
+#: The fields that feed ``search_text`` (copy_to in mappings/products.json), in that order;
+#: the pre-analysed ``search_text_analyzed`` is built from the same ones.
+LEXICAL_SOURCES = ("title", "category_path", "gender", "base_colour", "usage", "season", "brand")
 
 # --- brand heuristic ---------------------------------------------------------------
 # Catalog titles read "<Brand> <Gender> <colour/style words> <type>": "Nike Men Blue
@@ -148,9 +153,19 @@ def content_hash(doc: Mapping[str, Any], image_digest: str | None, model_identit
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+def lexical_text(doc: Mapping[str, Any]) -> str:
+    """``search_text_analyzed`` of a document: the client-side analysis of the search_text sources."""
+    return analyzed_text(str(doc[name]) for name in LEXICAL_SOURCES if doc.get(name))
+
+
 def build_source(doc: Mapping[str, Any], text_vector: Sequence[float] | None,
-                 image_vector: Sequence[float] | None, digest: str) -> dict[str, Any]:
+                 image_vector: Sequence[float] | None, digest: str, *,
+                 client_analysis: bool = False) -> dict[str, Any]:
+    """The stored ``_source``. ``client_analysis``: the index maps ``search_text_analyzed``
+    (``_meta.lexical_analysis == "client"``), so fill it; other mappings are strict and lack it."""
     source = {k: v for k, v in doc.items() if not k.startswith("_")}
+    if client_analysis:
+        source[ANALYZED_FIELD] = lexical_text(doc)
     if "image" in source:
         source["image"] = image_reference_for_source(str(source["image"]))
     source["has_image"] = image_vector is not None
@@ -160,6 +175,13 @@ def build_source(doc: Mapping[str, Any], text_vector: Sequence[float] | None,
     if image_vector is not None:
         source["image_vector"] = float_list(image_vector)
     return source
+
+
+def source_builder_for(meta: Mapping[str, Any] | None) -> Callable[..., dict[str, Any]]:
+    """The ``source_of`` for ``run_pipeline`` that matches an index's ``_meta`` (see build_source)."""
+    if lexical_analysis_of(meta) == CLIENT:
+        return partial(build_source, client_analysis=True)
+    return build_source
 
 
 def index_action(index: str, doc_id: str, source: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from mmsearch.exceptions import ConfigError
+from mmsearch.text_analysis import CLIENT, SERVER
 
 SCHEMA_VERSION = 1
 TEMPLATE = "products.json"
 ANALYSIS_ENGLISH = "analysis_english.json"
 ANALYSIS_STANDARD = "analysis_standard.json"
 DEFAULT_SYNONYMS = "synonyms_fashion.json"
+LEXICAL_CLIENT = "lexical_client.json"
 TEXT_VECTOR = "text_vector"
 IMAGE_VECTOR = "image_vector"
 VECTOR_FIELDS = (TEXT_VECTOR, IMAGE_VECTOR)
@@ -115,6 +117,11 @@ class AnalysisConfig:
         """Pick the analyzer for ``capabilities``; synonyms are dropped (not an error) without analysis-common."""
         english = bool(getattr(capabilities, "english_analyzer_available", False))
         return cls(english=english, synonyms=tuple(synonyms or ()) if english else ())
+
+    @property
+    def lexical_analysis(self) -> str:
+        """``_meta.lexical_analysis``: "server" (ES analyzers stem) or "client" (the indexer pre-analyses)."""
+        return SERVER if self.english else CLIENT
 
     @property
     def name(self) -> str:
@@ -215,9 +222,14 @@ def build_index_body(spec: IndexSpec) -> dict[str, Any]:
     properties = body["mappings"]["properties"]
     for name in VECTOR_FIELDS:
         properties[name] = vector_field(spec.model.dim, spec.vectors)
+    if spec.analysis.lexical_analysis == CLIENT:
+        # No stemmer on this cluster: the indexer fills a pre-analysed field instead
+        # (mmsearch.text_analysis); full clusters keep the english analyzers unchanged.
+        properties.update(_read_json(LEXICAL_CLIENT)["properties"])
     # Catalog builds write _id = the product's ``id`` (a keyword, so doc values): the query
     # engine may then read ids from doc values instead of loading each hit's stored _id.
-    body["mappings"]["_meta"] = index_meta(spec, {"doc_id_field": "id"})
+    body["mappings"]["_meta"] = index_meta(spec, {"doc_id_field": "id",
+                                                  "lexical_analysis": spec.analysis.lexical_analysis})
     return body
 
 

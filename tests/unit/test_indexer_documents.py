@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from indexer.catalog import CatalogConfig
-from indexer.documents import BuildSummary, build_source, content_hash, derive_brand, index_action, \
-    normalise_record, parse_bulk_item
+from indexer.documents import LEXICAL_SOURCES, BuildSummary, build_source, content_hash, derive_brand, \
+    index_action, lexical_text, normalise_record, parse_bulk_item, source_builder_for
+from mappings import load_template
 from mmsearch.exceptions import BadRecordError
 
 
@@ -84,6 +85,27 @@ def test_build_source_and_action():
     with_image = build_source({"id": "1"}, vec, vec, "h")
     assert with_image["has_image"] is True and len(with_image["image_vector"]) == 2
     assert index_action("idx", "1", source) == {"_op_type": "index", "_index": "idx", "_id": "1", "_source": source}
+
+
+def test_build_source_fills_the_analysed_field_only_for_client_analysis():
+    doc = {"id": "7", "title": "Nike Men's Running Shoes", "category_path": "Footwear > Shoes > Sports Shoes",
+           "gender": "Men", "base_colour": "Black", "usage": "Sports", "season": "Summer", "brand": "Nike",
+           "article_type": "Sports Shoes", "year": 2012}
+    plain = build_source(doc, None, None, "h")
+    assert "search_text_analyzed" not in plain  # strict mappings without the field must not get it
+    client = build_source(doc, None, None, "h", client_analysis=True)
+    # title, category path, gender, colour, usage, season, brand; not article_type (not in search_text)
+    assert client["search_text_analyzed"] == ("nike men run shoe footwear shoe sport shoe men black sport summer "
+                                              "nike")
+    assert {k: v for k, v in client.items() if k != "search_text_analyzed"} == plain
+    assert lexical_text({"id": "1"}) == ""
+    assert source_builder_for({"lexical_analysis": "client"})(doc, None, None, "h") == client
+    assert source_builder_for({}) is build_source and source_builder_for(None) is build_source
+
+
+def test_lexical_sources_are_the_search_text_sources():
+    properties = load_template()["mappings"]["properties"]
+    assert set(LEXICAL_SOURCES) == {name for name, p in properties.items() if p.get("copy_to") == "search_text"}
 
 
 def test_parse_bulk_items():

@@ -166,3 +166,29 @@ def test_check_mapping_against_model():
     other = ModelFacts(identity="b" * 64, name="other", dim=128)
     problems = check_mapping_against_model(mapping, other)
     assert any("dims 256" in p for p in problems) and any("model_identity" in p for p in problems)
+
+
+def test_client_lexical_analysis_without_analysis_common():
+    analysis = AnalysisConfig.for_cluster(FakeCapabilities(english_analyzer_available=False))
+    body = build_index_body(_spec(analysis=analysis))
+    # A pre-analysed field with the core whitespace analyzer (no module needed), declared in _meta.
+    assert body["mappings"]["properties"]["search_text_analyzed"] == {"type": "text", "analyzer": "whitespace",
+                                                                      "similarity": "BM25"}
+    assert body["mappings"]["_meta"]["lexical_analysis"] == "client"
+    assert "search_text_analyzed" not in load_template()["mappings"]["properties"]
+
+
+def test_full_clusters_keep_server_analysis_and_no_extra_field():
+    analysis = AnalysisConfig.for_cluster(FakeCapabilities(english_analyzer_available=True), ["tee, tshirt"])
+    body = build_index_body(_spec(analysis=analysis))
+    assert "search_text_analyzed" not in body["mappings"]["properties"]
+    assert body["mappings"]["_meta"]["lexical_analysis"] == "server"
+    assert body["settings"]["index"]["analysis"] == analysis_settings(analysis)
+    # An enriched legacy index declares nothing: the query side reads that as server analysis.
+    assert "lexical_analysis" not in build_enriched_body({"properties": {}}, {}, _spec())["mappings"]["_meta"]
+
+
+def test_packaged_synonyms_name_the_gender_words():
+    rules = load_synonyms()
+    assert any("ladies" in rule and "women" in rule for rule in rules)
+    assert any(rule.startswith("men,") for rule in rules)
