@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from indexer.catalog import CatalogConfig, count_records, read_catalog
-from indexer.documents import BuildSummary, normalise_record
+from indexer.documents import BuildSummary, normalise_record, source_builder_for
 from indexer.images import ImageSource
 from indexer.naming import check_model, new_version_name, pick_rollback, plan_prune, plan_swap, versions_newest_first
 from indexer.pipeline import DeadLetterWriter, PipelineConfig, prepare_catalog, run_pipeline
@@ -172,8 +172,10 @@ def build(es: Any, encoder: Any, catalog: CatalogConfig, *, alias: str, state_di
     try:
         summary = BuildSummary()
         docs = prepare_catalog(read_catalog(catalog), catalog, summary, dead)
+        # The index's _meta says whether the lexical field is analysed here (no analysis-common) or by ES.
         run_pipeline(es, encoder, docs, index, image_source(catalog), dead, pipeline, summary=summary,
-                     existing_hashes=hashes, total=count_records(catalog) if pipeline.progress else None)
+                     existing_hashes=hashes, total=count_records(catalog) if pipeline.progress else None,
+                     source_of=source_builder_for(index_meta(es, index)))
     finally:
         dead.close()
         guarded("restore refresh interval", lambda: es.indices.put_settings(

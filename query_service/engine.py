@@ -102,6 +102,7 @@ class SearchEngine:
         self._id_fields: dict[str, str | None] = {}  # concrete index -> its _meta.doc_id_field
         self._alias_id_field: str | None = None
         self._id_field_checked_until = 0.0
+        self._client_analysis = False
         self.understander = Understander(lambda body: self._search(self.index, body), encoder,
                                          self.options.vocabulary_ttl_s)
 
@@ -165,7 +166,7 @@ class SearchEngine:
             modality, field_name = LEGS[leg]
             if field_name is None:
                 body = queries.bm25_body(request.text or "", ranking, request.filters, request.negative_text,
-                                         timeout_ms=timeout)
+                                         timeout_ms=timeout, client_analysis=self.client_analysis())
                 bodies[leg] = attributes.with_lexical_boosts(body, boosts)
             elif modality in vectors:
                 bodies[leg] = queries.knn_body(field_name, vectors[modality], ranking, knn_filters,
@@ -195,17 +196,27 @@ class SearchEngine:
         now = time.monotonic()
         if now < self._id_field_checked_until:
             return self._alias_id_field
-        field_name = None
+        field_name, client_analysis = None, False
         try:
             mappings = self.gateway.mappings(self.index)
             for name, mapping in mappings.items():
                 self._id_fields[name] = (mapping.get("_meta") or {}).get("doc_id_field")
             declared = {self._id_fields[name] for name in mappings}
             field_name = declared.pop() if len(declared) == 1 else None
+            # The analysed lexical field is queried only when every index behind the alias has it filled.
+            client_analysis = bool(mappings) and all(
+                queries.lexical_analysis_of(mapping.get("_meta")) == "client" for mapping in mappings.values())
         except Exception:  # an optimisation only: any failure (or a fake gateway) means the ordinary path
             field_name = None
         self._alias_id_field, self._id_field_checked_until = field_name, now + self.options.id_field_ttl_s
+        self._client_analysis = client_analysis
         return field_name
+
+    def client_analysis(self) -> bool:
+        """Whether the BM25 leg also queries ``search_text_analyzed`` (indices built without analysis-common,
+        ``_meta.lexical_analysis: client``; mmsearch.text_analysis). Looked up with the id field."""
+        self.doc_id_field()
+        return self._client_analysis
 
     @property
     def declared_id_fields(self) -> dict[str, str | None]:

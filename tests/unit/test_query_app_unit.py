@@ -501,3 +501,12 @@ def test_random_bad_input_never_gets_a_5xx() -> None:
         header = rng.choice(["", "off", "{}", '{"method": "linear"}', "[1]", "{bad", '{"depth": -1}'])
         response = client.post(f"/{ALIAS}/_search", json=dsl, headers={"X-Hybrid-Options": header})
         assert response.status_code < 500, (dsl, header)
+
+
+def test_the_bm25_leg_queries_the_analysed_field_only_where_every_index_fills_it() -> None:
+    client = {"products-v1": {"_meta": {"lexical_analysis": "client", "doc_id_field": "id"}}}
+    mixed = {**client, "products-v2": {"_meta": {"lexical_analysis": "server"}}}
+    for mappings, expected in ((client, True), (mixed, False), ({}, False)):
+        es = FakeES(mappings=mappings)
+        _app(es).test_client().post("/search", json={"text": "mens shoes", "size": 1})
+        assert ("search_text_analyzed" in json.dumps(es.msearch_calls[0][1])) is expected, mappings
