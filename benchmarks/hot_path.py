@@ -21,6 +21,8 @@ run against two revisions of the code):
   (doc-value ids) once Elasticsearch has answered: parse every leg, RRF, the page. Real
   responses of the first ``--photos`` catalog photos (+ dev queries); median over repeats of
   the mean per query. Revision-aware like ``fusion`` (older code: ``restore_ids`` + parse).
+  The responses are recorded by a gateway wrapper (``RecordingGateway``) handed to
+  ``SearchEngine``, so capturing them needs an engine that takes a ``SearchGateway``.
 * ``gc``: the cyclic collector during ``/search`` requests to an in-process app with the real
   engine and encoder (hybrid text, Flask test client): collections per generation and their
   durations, before and after ``gc.freeze()`` of everything loaded (what a gunicorn worker
@@ -189,33 +191,68 @@ def measure_json(settings: Settings, alias: str, encoder: Any, text: str) -> dic
             "orjson_dumps_ms": best_mean_ms(lambda: fast.dumps(payload))}
 
 
+class RecordingGateway:
+    """A ``SearchGateway`` that delegates to an ``ElasticsearchGateway`` and keeps every
+    ``msearch`` call: its searches, its ``timeout_s`` and the responses, as the engine sent and
+    received them. It wraps the engine's public seam (``SearchEngine(gateway, ...)``), so the
+    benchmark touches no engine internals."""
+
+    is_search_gateway = True  # mmsearch.gateway.as_gateway takes it as it is
+
+    def __init__(self, client: Any) -> None:
+        from mmsearch.gateway import ElasticsearchGateway
+
+        self.inner = ElasticsearchGateway(client)
+        self.client = client  # capability detection reads the client behind a gateway
+        self.msearch_calls: list[dict[str, Any]] = []
+
+    def msearch(self, searches: Any, *, timeout_s: float | None = None) -> list[dict[str, Any]]:
+        responses = self.inner.msearch(searches, timeout_s=timeout_s)
+        self.msearch_calls.append({"searches": list(searches), "timeout_s": timeout_s, "responses": responses})
+        return responses
+
+    def search(self, index: str, body: Any, *, timeout_s: float | None = None) -> dict[str, Any]:
+        return self.inner.search(index, body, timeout_s=timeout_s)
+
+    def count(self, index: str, query: Any = None) -> int:
+        return self.inner.count(index, query)
+
+    def mappings(self, index: str) -> dict[str, dict[str, Any]]:
+        return self.inner.mappings(index)
+
+    def alias_targets(self, alias: str) -> list[str]:
+        return self.inner.alias_targets(alias)
+
+    def cluster_health(self, timeout: str = "2s") -> dict[str, Any]:
+        return self.inner.cluster_health(timeout)
+
+    def forward(self, method: str, path: str, params: Any, body: Any) -> Any:
+        return self.inner.forward(method, path, params, body)
+
+
 def photo_leg_responses(settings: Settings, alias: str, encoder: Any, texts: list[str],
                         photos: int) -> tuple[list[list[bytes]], dict[str, str | None]]:
-    """The raw ``_msearch`` items of text+photo queries as the engine sends them (5 ids-only legs)."""
+    """The raw ``_msearch`` items of text+photo queries as the engine sends them (5 ids-only legs),
+    recorded by a gateway wrapper (``RecordingGateway``)."""
     from latency import catalog_photos
 
     from query_service.engine import SearchEngine
     from query_service.ranking import SearchRequest
 
     es = settings.es_client()
-    engine = SearchEngine(es, encoder, settings)
-    doc_id_field = getattr(engine, "doc_id_field", None) or engine._id_field  # older revisions: private
-    if doc_id_field() != "id":
+    gateway = RecordingGateway(es)
+    engine = SearchEngine(gateway, encoder, settings)
+    if engine.doc_id_field() != "id":
         raise SystemExit(f"{alias} does not declare _meta.doc_id_field: photo_legs measures the doc-value-id path")
     ranking = RankingConfig.from_dict({"name": "photo", "legs": {leg: 1.0 for leg in
                                        ("bm25", "text_text", "text_image", "image_image", "image_text")}})
     captured: list[list[bytes]] = []
-    original = engine._msearch
-
-    def capture(bodies: dict[str, dict[str, Any]], index: str | None = None) -> list[dict[str, Any]]:
-        responses = original(bodies, index)
-        captured.append([orjson.dumps(r) for r in responses])
-        return responses
-
-    engine._msearch = capture  # type: ignore[method-assign]
     for text, photo in zip(texts, catalog_photos(es, alias, default_catalog_dir(), photos)):
+        gateway.msearch_calls.clear()
         engine.search(SearchRequest(text=text, image=photo, explain=False), ranking)
-    return captured, dict(getattr(engine, "declared_id_fields", None) or engine._id_fields)
+        # One _msearch per search: its legs (the page fetch is a search, not an msearch).
+        captured.append([orjson.dumps(r) for r in gateway.msearch_calls[-1]["responses"]])
+    return captured, engine.declared_id_fields
 
 
 def measure_photo_legs(captured: list[list[bytes]], id_fields: dict[str, str | None],

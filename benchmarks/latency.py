@@ -13,8 +13,17 @@ third of a period after the previous one):
 2. raw: the encoder alone (text, and image if any) then one ``_msearch`` of exactly the
    bodies the engine builds (``query_service.queries.bm25_body`` / ``knn_body`` with the
    engine's leg timeout, ids-only as ``queries.ids_only`` makes them) followed by the
-   ``page_sources_body`` request for 10 ids, client round trips, timed separately from encoding;
-3. ``GET /healthz`` on the service: the HTTP stack with no work behind it.
+   ``page_sources_body`` request for 10 ids, client round trips, timed separately from encoding
+   (not mirrored: what query understanding, on by default in ``RankingConfig``, adds to the
+   engine's bodies, i.e. the parse's lexical boosts and kNN pre-filter);
+3. ``GET /healthz`` on the service: the HTTP stack with no work behind it;
+4. for ``hybrid-text`` only, a fourth stream (the streams then a quarter of a period apart):
+   the same query through the Elasticsearch-compatible proxy as an app sends it,
+   ``POST /<alias>/_search`` with a ``multi_match`` over ``RankingConfig().field_boosts`` and
+   ``X-Hybrid-Options: {"legs": ...}`` naming the scenario's legs, so both paths run the
+   same three legs (``depth``/``num_candidates`` join the header only when they differ from
+   ``RankingConfig``'s defaults). Every answer is checked: 200, ``_hybrid.legs`` the three
+   legs, 10 hits. Proxy cost = p50(proxy) / p50(``/search``).
 
     service overhead excl. encoding = p50(service) - p50(encode) - p50(raw ES)
     ... excl. the service's own encoding = p50(service - its took_ms.encode) - p50(raw ES)
@@ -26,6 +35,8 @@ Hybrid cost = p50(hybrid-text) / max p50 of its single-leg scenarios.
     ES_URL=http://127.0.0.1:9200 python benchmarks/latency.py [--alias ALIAS] [--write-doc]
 
 ``--alias`` is used when it exists (e.g. a full shared-catalog build); otherwise ``qs-dev``.
+``--model`` defaults to the live tests' package for the shared catalog
+(``.state/models/test-<key>``, built by ``onnx_models.testing.build_test_model``).
 """
 
 from __future__ import annotations
@@ -62,7 +73,6 @@ from query_service.engine import EngineOptions
 from query_service.ranking import LEGS, RankingConfig
 from query_service.wsgi import serving_runtime_options
 
-DEFAULT_MODEL = PROJECT_ROOT / ".state" / "models" / "test-b696e363da2902de"
 FALLBACK_ALIAS = "qs-dev"
 
 #: name -> (legs, uses an image)
@@ -74,6 +84,41 @@ SCENARIOS: dict[str, tuple[dict[str, float], bool]] = {
     "hybrid-text+image": ({leg: 1.0 for leg in LEGS}, True),
 }
 SINGLE_LEGS_OF_HYBRID_TEXT = ("bm25", "knn-text_text", "knn-text_image")
+#: The scenario that is also sent through the proxy (``POST /<alias>/_search``).
+PROXY_SCENARIO = "hybrid-text"
+
+
+def default_model() -> Path:
+    """The package ``onnx_models.testing.build_test_model`` builds for the shared catalog (the live tests' model)."""
+    from onnx_models.testing import test_model_key
+
+    catalog = default_catalog_dir()
+    return PROJECT_ROOT / ".state" / "models" / (f"test-{test_model_key(catalog)}" if catalog else "test")
+
+
+def proxy_request(text: str, legs: dict[str, float], depth: int) -> tuple[dict[str, Any], str]:
+    """(body, X-Hybrid-Options) of an app's search for ``text`` that runs exactly ``legs`` in the proxy:
+    the lexical query on the fields and boosts the service's own BM25 leg uses."""
+    fields = [name if boost == 1 else f"{name}^{boost:g}" for name, boost in RankingConfig().field_boosts.items()]
+    options: dict[str, Any] = {"legs": {leg: int(w) if float(w).is_integer() else w for leg, w in legs.items()}}
+    defaults = RankingConfig()
+    for key, value in (("method", "rrf"), ("depth", depth), ("num_candidates", max(200, depth))):
+        if getattr(defaults, key) != value:  # the /search scenario's ranking, where it is not the default
+            options[key] = value
+    return ({"query": {"multi_match": {"query": text, "fields": fields}}, "size": 10},
+            json.dumps(options, separators=(",", ":")))
+
+
+def code_state() -> dict[str, Any]:
+    """The commit measured and the tracked code files that differed from it (the tree is shared)."""
+    import subprocess
+
+    def git(*argv: str) -> str:
+        return subprocess.run(["git", "-C", str(PROJECT_ROOT), *argv], capture_output=True, text=True).stdout.rstrip()
+
+    dirty = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()
+             if line[3:].split("/")[0] in ("query_service", "mmsearch", "onnx_models", "indexer", "benchmarks")]
+    return {"commit": git("rev-parse", "--short", "HEAD"), "modified": dirty}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -138,13 +183,14 @@ def _stop_with_parent() -> None:
 
 
 def write_doc_section(doc: Path, body: str) -> None:
-    """Replace only the body of the '## Query latency' section (other sections belong to others)."""
+    """Replace only the body of the '## Query latency' section up to its first subsection
+    (other sections and subsections belong to others)."""
     text = doc.read_text()
     match = re.search(r"^## Query latency[^\n]*\n", text, flags=re.M)
     if not match:
         raise SystemExit(f"no '## Query latency' heading in {doc}")
     start = match.end()
-    following = re.search(r"^## ", text[start:], flags=re.M)
+    following = re.search(r"^##+ ", text[start:], flags=re.M)  # keeps later subsections (### ...)
     end = start + following.start() if following else len(text)
     doc.write_text(text[:start] + "\n" + body.rstrip() + "\n\n" + text[end:].lstrip("\n"))
 
@@ -152,7 +198,7 @@ def write_doc_section(doc: Path, body: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--alias", help=f"index alias to search if it exists (else {FALLBACK_ALIAS})")
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--model", type=Path, default=None, help="model package (default: the live tests' one)")
     parser.add_argument("--qps", type=float, default=20.0)
     parser.add_argument("--image-qps", type=float, default=4.0,
                         help="rate for the photo scenario (one image encode costs ~0.1-0.2 CPU-s here)")
@@ -162,6 +208,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="repeat everything; figures are medians over runs")
     parser.add_argument("--gunicorn", type=int, default=0, metavar="WORKERS",
                         help="serve with `mmsearch serve --workers N` in its own process instead of in-process")
+    parser.add_argument("--no-proxy", action="store_true",
+                        help=f"no proxy stream in {PROXY_SCENARIO} (its other streams then a third of a period apart)")
     parser.add_argument("--out", type=Path, help="write the raw results as JSON")
     parser.add_argument("--write-doc", action="store_true", help="fill the Query latency section of docs/benchmarks.md")
     parser.add_argument("--render", type=Path, nargs="+", metavar="JSON",
@@ -173,6 +221,7 @@ def main() -> None:
         return
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log on stdout
     logging.getLogger("mmsearch").setLevel(logging.WARNING)
+    args.model = args.model or default_model()
 
     catalog = default_catalog_dir()
     if catalog is None:
@@ -238,8 +287,11 @@ def main() -> None:
     http = urllib3.PoolManager(maxsize=args.workers, headers={"Content-Type": "application/json"})
 
     load_before = os.getloadavg()
+    code_before = code_state()
     started = dt.datetime.now(dt.timezone.utc)
     runs: list[dict[str, dict[str, Any]]] = []
+    proxy_runs: list[dict[str, Any]] = []
+    proxy_url = url[: -len("/search")] + f"/{alias}/_search"
     for run in range(args.runs):
         results: dict[str, dict[str, Any]] = {}
         runs.append(results)
@@ -283,7 +335,7 @@ def main() -> None:
                     bodies.append(queries.bm25_body(text, config, {}, timeout_ms=options.leg_timeout_ms) if field is None
                                   else queries.knn_body(field, vectors[modality], config, {},
                                                         timeout_ms=options.leg_timeout_ms))
-                lean = options.lean_legs and len(bodies) > 1  # as SearchEngine.lean_for decides
+                lean = probe_engine.lean_for(len(bodies))
                 if lean:  # exactly what the engine sends: ids-only legs (doc-value ids if declared), then the page
                     bodies = [queries.ids_only(body, id_field=id_field) for body in bodies]
                 start = time.perf_counter()
@@ -299,9 +351,39 @@ def main() -> None:
                 es_ms = (time.perf_counter() - start) * 1000
                 return {"encode_ms": encode_ms, "es_ms": es_ms}
 
+            def proxy_call(i: int, legs: dict[str, float] = legs) -> dict[str, Any]:
+                """The same query as an app sends it to the proxy, the same legs (X-Hybrid-Options)."""
+                body, header = proxy_request(dev[i % len(dev)], legs, args.depth)
+                start = time.perf_counter()
+                try:
+                    response = http.request("POST", proxy_url, body=orjson.dumps(body), timeout=60.0,
+                                            headers={"Content-Type": "application/json", "X-Hybrid-Options": header})
+                except urllib3.exceptions.HTTPError as exc:
+                    return {"ms": (time.perf_counter() - start) * 1000, "status": 0, "legs": None, "hits": 0,
+                            "degraded": [], "request": body, "header": header,
+                            "response": f"{type(exc).__name__}: {exc}"[:500]}
+                elapsed = (time.perf_counter() - start) * 1000
+                try:
+                    payload = orjson.loads(response.data)
+                except orjson.JSONDecodeError:
+                    payload = {"unparsed": response.data[:500].decode(errors="replace")}
+                hybrid = payload.get("_hybrid") or {}
+                hits = (payload.get("hits") or {}).get("hits") or []
+                out = {"ms": elapsed, "status": response.status, "legs": hybrid.get("legs"), "hits": len(hits),
+                       "degraded": hybrid.get("degraded") or []}
+                if response.status != 200 or out["legs"] != sorted(legs) or len(hits) != 10:
+                    # kept for the report: what was sent and what came back (sources left out)
+                    shown = {k: v for k, v in payload.items() if k != "hits"}
+                    shown["hits"] = {"count": len(hits), "ids": [h.get("_id") for h in hits]}
+                    out.update(request=body, header=header, response=shown)
+                return out
+
+            proxying = name == PROXY_SCENARIO and not args.no_proxy
             for i in range(5):  # warm-up: model sessions, connections, ES caches for this scenario
                 service_call(i)
                 raw_call(i)
+                if proxying:
+                    proxy_call(i)
             qps = args.image_qps if with_image else args.qps
             def floor_call(i: int) -> float:
                 """GET /healthz: the HTTP stack alone (gunicorn or werkzeug, Flask, this client), same rate."""
@@ -309,8 +391,9 @@ def main() -> None:
                 http.request("GET", url.replace("/search", "/healthz"), timeout=60.0)
                 return (time.perf_counter() - start) * 1000
 
-            (samples, raw, floor), peak = open_loop(args.requests, qps, (service_call, raw_call, floor_call),
-                                                    args.workers)
+            calls: tuple[Any, ...] = (service_call, raw_call, floor_call) + ((proxy_call,) if proxying else ())
+            streams, peak = open_loop(args.requests, qps, calls, args.workers)
+            samples, raw, floor = streams[:3]
             ok = [s for s in samples if s["status"] == 200]
             total = [s["ms"] for s in ok]
             in_process = [s["ms"] - s["took"].get("encode", 0.0) - s["took"].get("es", 0.0) for s in ok]
@@ -340,6 +423,26 @@ def main() -> None:
             }
             print(name, json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in results[name].items()}),
                   flush=True)
+            if proxying:
+                proxied = streams[3]
+                answered = [s for s in proxied if s["status"] == 200]
+                proxy_ms = [s["ms"] for s in answered]
+                failed = [s for s in proxied if "response" in s]
+                proxy_runs.append({
+                    "scenario": name, "qps": qps, "requests": len(proxied), "non_200": len(proxied) - len(answered),
+                    "wrong_legs": sum(s["legs"] != sorted(legs) for s in answered),
+                    "not_10_hits": sum(s["hits"] != 10 for s in answered),
+                    "degraded": sum(bool(s["degraded"]) for s in answered), "failures": len(failed),
+                    "p50_ms": pct(proxy_ms, 50), "p95_ms": pct(proxy_ms, 95), "p99_ms": pct(proxy_ms, 99),
+                    "search_p50_ms": pct(total, 50), "search_p95_ms": pct(total, 95), "search_p99_ms": pct(total, 99),
+                    "proxy_vs_search_p50": pct(proxy_ms, 50) / pct(total, 50),
+                    "failure_examples": failed[:3],
+                })
+                print("proxy", json.dumps({k: round(v, 2) if isinstance(v, float) else v
+                                           for k, v in proxy_runs[-1].items() if k != "failure_examples"}),
+                      flush=True)
+                for example in failed[:3]:
+                    print("proxy failure", json.dumps(example, default=str)[:2000], flush=True)
     results = {name: {key: (statistics.median(r[name][key] for r in runs)
                             if isinstance(runs[0][name][key], (int, float)) else runs[0][name][key])
                       for key in runs[0][name]} for name in SCENARIOS}
@@ -348,12 +451,14 @@ def main() -> None:
 
     slowest = max(SINGLE_LEGS_OF_HYBRID_TEXT, key=lambda n: results[n]["p50_ms"])
     slowest_raw = max(SINGLE_LEGS_OF_HYBRID_TEXT, key=lambda n: results[n]["raw_es_p50_ms"])
-    command = f"ES_URL={es_url} python benchmarks/latency.py --model {args.model}" + \
+    model_arg = args.model.relative_to(PROJECT_ROOT) if args.model.is_relative_to(PROJECT_ROOT) else args.model
+    command = f"ES_URL={es_url} python benchmarks/latency.py --model {model_arg}" + \
         (f" --alias {args.alias}" if args.alias else "") + \
         f" --qps {args.qps:g} --image-qps {args.image_qps:g} --requests {args.requests} --runs {args.runs}" + \
-        (f" --gunicorn {args.gunicorn}" if args.gunicorn else "")
+        (f" --gunicorn {args.gunicorn}" if args.gunicorn else "") + (" --no-proxy" if args.no_proxy else "")
     summary = {
         "command": command, "started": started.isoformat(timespec="seconds"), "alias": alias, "index_docs": docs,
+        "code_at_start": code_before, "code_at_end": code_state(),
         "gunicorn": args.gunicorn, "lean_legs": options.lean_legs, "interleaved": True, "doc_value_ids": id_field,
         "client_json": "orjson", "ort": serving_runtime_options(os.environ),
         "model": f"{encoder.name} {encoder.manifest.get('version', '')} ({encoder.identity[:12]})",
@@ -369,7 +474,22 @@ def main() -> None:
         "per_run_hybrid_text_vs_slowest_single_leg": [
             r["hybrid-text"]["p50_ms"] / max(r[n]["p50_ms"] for n in SINGLE_LEGS_OF_HYBRID_TEXT) for r in runs],
     }
-    print(json.dumps({k: v for k, v in summary.items() if k != "scenarios"}), flush=True)
+    if proxy_runs:
+        example_body, header = proxy_request("<dev query>", SCENARIOS[PROXY_SCENARIO][0], args.depth)
+        medians = {key: statistics.median(r[key] for r in proxy_runs)
+                   for key in ("p50_ms", "p95_ms", "p99_ms", "search_p50_ms", "search_p95_ms", "search_p99_ms")}
+        summary["proxy"] = {
+            "scenario": PROXY_SCENARIO, "path": f"POST /{alias}/_search", "body": example_body, "header": header,
+            "expected_legs": sorted(SCENARIOS[PROXY_SCENARIO][0]), **medians,
+            "proxy_vs_search_p50": medians["p50_ms"] / medians["search_p50_ms"],
+            "per_run_proxy_vs_search_p50": [r["proxy_vs_search_p50"] for r in proxy_runs],
+            **{f"{key}_total": sum(r[key] for r in proxy_runs)
+               for key in ("requests", "non_200", "wrong_legs", "not_10_hits", "degraded", "failures")},
+            "per_run": proxy_runs,
+        }
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("scenarios", "proxy")}), flush=True)
+    if "proxy" in summary:
+        print(json.dumps({k: v for k, v in summary["proxy"].items() if k != "per_run"}), flush=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(summary, indent=2))
@@ -457,6 +577,32 @@ def render(summary: dict[str, Any]) -> str:
         f"(vs `{summary['slowest_single_leg_raw_es']}`): {summary['hybrid_text_vs_slowest_single_leg_raw_es']:.2f}×. "
         "Per run (service p50): " + ", ".join(f"{x:.2f}×" for x in summary["per_run_hybrid_text_vs_slowest_single_leg"])
         + ".",
+    ]
+    if "proxy" in summary:
+        lines += ["", render_proxy(summary)]
+    return "\n".join(lines)
+
+
+def render_proxy(summary: dict[str, Any]) -> str:
+    """The proxy-vs-/search table of one run of the script (medians over its runs)."""
+    p = summary["proxy"]
+    rows = [("`/search`", "search_"), ("proxy", "")]
+    lines = [
+        f"Proxy vs `/search`, scenario `{p['scenario']}` (legs {', '.join(p['expected_legs'])}), a fourth stream in "
+        f"the same schedule: `{p['path']}` with `{json.dumps(p['body'])}` and `X-Hybrid-Options: {p['header']}`.",
+        "",
+        "| path | p50 | p95 | p99 |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {label} | {p[prefix + 'p50_ms']:.1f} | {p[prefix + 'p95_ms']:.1f} | {p[prefix + 'p99_ms']:.1f} |"
+              for label, prefix in rows]
+    lines += [
+        "",
+        f"p50(proxy) / p50(`/search`): **{p['proxy_vs_search_p50']:.2f}×**; per run: "
+        + ", ".join(f"{x:.2f}×" for x in p["per_run_proxy_vs_search_p50"]) + ". "
+        f"Proxied answers checked: {p['requests_total']} over {len(p['per_run'])} runs, {p['non_200_total']} not 200, "
+        f"{p['wrong_legs_total']} with `_hybrid.legs` ≠ `{json.dumps(p['expected_legs'])}`, {p['not_10_hits_total']} without "
+        f"10 hits, {p['degraded_total']} degraded.",
     ]
     return "\n".join(lines)
 
