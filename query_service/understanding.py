@@ -40,10 +40,18 @@ BRAND_CONFIDENCE = 0.8
 FILTER_CONFIDENCE = 0.85
 #: Embedding fallback for the type: the best type's cosine must beat the runner-up by this.
 EMBEDDING_MARGIN = 0.03
-EMBEDDING_MAX_CONFIDENCE = 0.8
+EMBEDDING_MAX_CONFIDENCE = 0.6
 #: The same for a query photo against the type names (cross-modal cosines are lower and closer together).
 IMAGE_MARGIN = 0.01
 MAX_SPAN = 4
+#: A word the lexicon does not know is read as its closest known word within this many edits
+#: (1; 2 from ``LONG_WORD`` letters), when that word is the only one so close: "shrits", "walet".
+SHORTEST_FUZZY = 4
+LONG_WORD = 7
+#: Confidence of a reading through a corrected word, relative to the reading itself.
+FUZZY_DISCOUNT = 0.9
+#: Two different type spans ("kurti tops") become one reading of both, below the filter threshold.
+MERGED_CONFIDENCE = 0.7
 _TOKEN = re.compile(r"[a-z0-9]+")
 #: Vocabulary values that are not attributes a shopper asks for.
 _IGNORED_VALUES = frozenset({"na", "multi", "free gifts", "free items"})
@@ -111,6 +119,8 @@ class QueryParser:
         self.vocabulary = {name: frozenset(v for v in values if v and v.lower() not in _IGNORED_VALUES)
                            for name, values in vocabulary.items()}
         self.lexicon = self._lexicon(synonyms)
+        self.known_words = frozenset(token for key in self.lexicon for token in key)
+        self.known_by_length = self._known_tokens()
         names = sorted((type_vectors or {}).keys())
         self.type_names = names
         self.type_matrix = np.stack([np.asarray(type_vectors[n], dtype=np.float32) for n in names]) if names else None
@@ -136,12 +146,45 @@ class QueryParser:
                 lexicon[key] = _Reading(name, (value,), confidence, "vocabulary")
         return lexicon
 
+    def _known_tokens(self) -> dict[int, list[str]]:
+        """Every word of a non-brand lexicon entry, by length (the candidates of a fuzzy correction)."""
+        by_length: dict[int, list[str]] = {}
+        for key, reading in self.lexicon.items():
+            if reading.field != "brand":
+                for token in key:
+                    by_length.setdefault(len(token), []).append(token)
+        return {length: sorted(set(words)) for length, words in by_length.items()}
+
+    def correct(self, token: str) -> str | None:
+        """The one known word within the edit budget of an unknown ``token``, or None."""
+        if len(token) < SHORTEST_FUZZY or token.isdigit() or token in STOPWORDS:
+            return None
+        budget = 1 if len(token) < LONG_WORD else 2
+        best: list[str] = []
+        best_distance = budget + 1
+        for length in range(len(token) - budget, len(token) + budget + 1):
+            for known in self.known_by_length.get(length, ()):
+                distance = edit_distance(token, known, budget + 1)  # budget + 1 means "too far"
+                if distance > budget:
+                    continue
+                if distance < best_distance:
+                    best, best_distance = [known], distance
+                elif distance == best_distance:
+                    best.append(known)
+        return best[0] if len(best) == 1 else None
+
     def parse(self, text: str, query_vector: Sequence[float] | None = None,
               image_vector: Sequence[float] | None = None) -> Understanding:
         """``image_vector``: the query photo's embedding, for a photo + text query ("in black"): when the
         words name no type, the photo says which (zero-shot against the type vectors), not the words."""
         words = tokens(text)
         keys = [normalise_token(word) for word in words]
+        corrected = [False] * len(keys)
+        for i, key in enumerate(keys):
+            if key not in self.known_words and words[i] not in self.known_words:
+                fixed = self.correct(key)
+                if fixed is not None:
+                    keys[i], corrected[i] = fixed, True
         found: dict[str, tuple[Attribute, int]] = {}
         used = [False] * len(keys)
         for size in range(min(MAX_SPAN, len(keys)), 0, -1):
@@ -155,10 +198,11 @@ class QueryParser:
                         (reading if reading is not None and reading.field != "brand" else None)
                 if reading is None or (size == 1 and keys[start] in STOPWORDS):
                     continue
-                attribute = Attribute(reading.field, reading.values, reading.confidence,
-                                      " ".join(words[start:start + size]), reading.source)
-                if _better(attribute, start, found.get(reading.field)):
-                    found[reading.field] = (attribute, start)
+                fuzzy = any(corrected[start:start + size])
+                attribute = Attribute(reading.field, reading.values,
+                                      reading.confidence * (FUZZY_DISCOUNT if fuzzy else 1.0),
+                                      " ".join(words[start:start + size]), reading.source + ("+fuzzy" if fuzzy else ""))
+                found[reading.field] = (_combine(attribute, start, found.get(reading.field)))
                 used[start:start + size] = [True] * size
         attributes = {name: attribute for name, (attribute, _) in found.items()}
         if "article_type" not in attributes:
@@ -183,13 +227,38 @@ class QueryParser:
         return Attribute("article_type", (self.type_names[int(order[0])],), confidence, "", source)
 
 
-def _better(candidate: Attribute, start: int, current: tuple[Attribute, int] | None) -> bool:
+def _combine(candidate: Attribute, start: int, current: tuple[Attribute, int] | None) -> tuple[Attribute, int]:
+    """Two readings of one field: two confident types merge (a kurti top is a kurti or a top); else the
+    more confident wins, and on a tie the rightmost (English puts the head noun last)."""
     if current is None:
-        return True
+        return candidate, start
     attribute, position = current
+    if candidate.field == "article_type" and set(candidate.values) != set(attribute.values) \
+            and min(candidate.confidence, attribute.confidence) >= FILTER_CONFIDENCE:
+        first, second = (attribute, candidate) if position < start else (candidate, attribute)
+        values = tuple(dict.fromkeys(second.values + first.values))  # the head noun's values first
+        return Attribute("article_type", values, MERGED_CONFIDENCE, f"{first.span} {second.span}", "merged"), \
+            max(start, position)
     if candidate.confidence != attribute.confidence:
-        return candidate.confidence > attribute.confidence
-    return start > position  # English puts the head noun last
+        return (candidate, start) if candidate.confidence > attribute.confidence else current
+    return (candidate, start) if start > position else current
+
+
+def edit_distance(a: str, b: str, limit: int) -> int:
+    """Optimal-string-alignment distance (a transposition counts once), or ``limit`` once it is reached."""
+    if abs(len(a) - len(b)) >= limit:
+        return limit
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, 1):
+        row = [i] + [0] * len(b)
+        for j, char_b in enumerate(b, 1):
+            cost = 0 if char_a == char_b else 1
+            row[j] = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and char_a == b[j - 2] and a[i - 2] == char_b:
+                row[j] = min(row[j], previous2[j - 2] + 1)
+        previous2, previous = previous, row  # no early exit: a transposition can lower a later row
+    return min(previous[-1], limit)
 
 
 def matches(source: Mapping[str, Any], attribute: Attribute) -> bool:

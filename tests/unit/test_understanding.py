@@ -59,10 +59,13 @@ def test_ambiguous_heads_keep_every_value_at_low_confidence(parser: QueryParser)
     assert "article_type" not in parser.parse("black shoes").confident()
 
 
-def test_longest_span_wins_and_the_head_noun_is_the_rightmost(parser: QueryParser) -> None:
+def test_longest_span_wins_and_two_type_words_merge_head_first(parser: QueryParser) -> None:
     assert _read(parser, "red tape shoes")["brand"] == (("Red Tape",), "vocabulary")
     assert "base_colour" not in _read(parser, "red tape shoes")  # "red" belongs to the brand here
-    assert _read(parser, "short dress")["article_type"] == (("Dresses",), "vocabulary")
+    # Two confident type words: one reading of both, head noun first, below the filter threshold.
+    short_dress = parser.parse("short dress").attributes["article_type"]
+    assert short_dress.values == ("Dresses", "Shorts") and short_dress.source == "merged"
+    assert "article_type" not in parser.parse("short dress").confident()
     assert _read(parser, "casual shoes")["article_type"] == (("Casual Shoes",), "vocabulary")
 
 
@@ -78,7 +81,7 @@ def test_the_embedding_fallback_reads_a_type_only_with_a_clear_margin() -> None:
                "Jeans": np.array([0.0, 0.0, 1.0])}
     parser = QueryParser(VOCABULARY, type_vectors=vectors)
     guess = parser.parse("chronograph", np.array([0.9, 0.1, 0.0])).attributes["article_type"]
-    assert guess.values == ("Watches",) and guess.source == "embedding" and guess.confidence <= 0.8
+    assert guess.values == ("Watches",) and guess.source == "embedding" and guess.confidence <= 0.6
     assert "article_type" not in parser.parse("thing", np.array([0.5, 0.5, 0.0])).attributes  # a tie: no guess
     assert parser.parse("jeans", np.array([1.0, 0.0, 0.0])).attributes["article_type"].values == ("Jeans",)
 
@@ -150,3 +153,14 @@ def test_with_a_photo_the_type_comes_from_the_photo_and_the_words_set_the_rest()
     assert parsed.attributes["base_colour"].values == ("Black",)
     named = parser.parse("jeans in black", text_vector, image_vector=np.array([0.2, 0.9, 0.1]))
     assert named.attributes["article_type"].values == ("Jeans",)  # the words override the photo
+
+
+def test_a_misspelt_word_is_read_as_the_one_known_word_within_its_edit_budget(parser: QueryParser) -> None:
+    assert parser.correct("walet") is None  # "wallet" is not in this vocabulary
+    assert parser.correct("shrit") == "shirt" and parser.correct("sweatr") == "sweater"
+    assert parser.correct("shrts") is None  # "shirt" and "short" are both one edit away: no guess
+    assert parser.correct("red") is None  # short words are never corrected
+    parsed = parser.parse("black shrits for men")
+    assert parsed.attributes["article_type"].values == ("Shirts",)
+    assert parsed.attributes["article_type"].source == "vocabulary+fuzzy"
+    assert parsed.attributes["article_type"].confidence == pytest.approx(0.95 * 0.9)
