@@ -31,7 +31,7 @@ LEXICAL_BOOST = 2.0
 def values_for_filter(attribute: Attribute) -> list[str]:
     """A gender filter keeps unisex products, as the grading rule and shoppers do."""
     values = list(attribute.values)
-    if attribute.field == "gender" and set(values) & {"Men", "Women"}:
+    if attribute.field == "gender" and "Unisex" not in values:
         values.append("Unisex")
     return values
 

@@ -70,9 +70,10 @@ class RankingConfig:
     #: and use them as soft boosts, an attribute leg in the fusion, and a confident kNN pre-filter.
     understanding: bool = True
     #: Fusion weight of the attribute leg (query_service.attributes.attribute_leg); 0 leaves it out.
-    attribute_weight: float = 1.0
+    #: 4.0 and the boost's 3.0 were chosen on the shopper tuning split (docs/relevance.md, "Shopper language").
+    attribute_weight: float = 4.0
     #: Scale of the lexical ``should`` boosts for parsed attributes; 0 leaves the BM25 query as it was.
-    attribute_boost: float = 1.0
+    attribute_boost: float = 3.0
     #: Confident attributes narrow the vector legs (never the lexical leg; a leg left empty runs again without).
     attribute_filter: bool = True
     #: Adaptive fusion (query_service.adaptive): a fitted policy that picks the fusion weights per query.

@@ -265,6 +265,6 @@ def matches(source: Mapping[str, Any], attribute: Attribute) -> bool:
     """Does a document's value (``_source`` or doc values) agree with the attribute? Unisex fits every gender."""
     value = source.get(attribute.field)
     values = value if isinstance(value, list) else [value]
-    if attribute.field == "gender" and "Unisex" in values and set(attribute.values) & {"Men", "Women"}:
+    if attribute.field == "gender" and "Unisex" in values:
         return True
     return any(v in attribute.values for v in values)

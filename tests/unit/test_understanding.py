@@ -92,7 +92,7 @@ def test_gender_matching_keeps_unisex_products() -> None:
     assert not matches({"gender": "Women"}, men)
     assert attributes.values_for_filter(men) == ["Men", "Unisex"]
     boys = Attribute("gender", ("Boys",), 0.9, "son", "synonym")
-    assert attributes.values_for_filter(boys) == ["Boys"]
+    assert attributes.values_for_filter(boys) == ["Boys", "Unisex"] and matches({"gender": "Unisex"}, boys)
 
 
 def _parse(**fields: tuple[tuple[str, ...], float]) -> Understanding:
