@@ -477,3 +477,29 @@ def test_a_parse_that_filters_everything_out_falls_back_instead_of_going_empty(c
     assert set(result["understood"]["filtered"]) >= {"gender", "article_type"}
     assert set(result["understood"]["filter_dropped"]) == {"text_text", "text_image"}
     assert len(result["hits"]) == 5 and set(result["legs"]) == {"bm25", "text_text", "text_image"}
+
+
+def test_a_composed_photo_and_colour_query_end_to_end(client: Any, es: Any, catalog_dir: Path) -> None:
+    """Photo of a product + "but in <colour>": the words set the colour, the photo the type."""
+    aggs = es.search(index=ALIAS, size=0, query={"term": {"has_image": True}}, aggs={"t": {
+        "terms": {"field": "article_type", "size": 5}, "aggs": {"c": {"terms": {"field": "base_colour",
+                                                                              "size": 10}}}}})
+    kind_bucket = aggs["aggregations"]["t"]["buckets"][0]  # the most common photographed type (T-shirts here)
+    colours = [b["key"] for b in kind_bucket["c"]["buckets"] if b["doc_count"] >= 5]
+    photo_colour, asked = colours[0], colours[1]
+    hit = es.search(index=ALIAS, size=1, sort=[{"id": "asc"}], query={"bool": {"filter": [
+        {"term": {"has_image": True}}, {"term": {"article_type": kind_bucket["key"]}},
+        {"term": {"base_colour": photo_colour}}]}})["hits"]["hits"][0]
+    photo = base64.b64encode((catalog_dir / hit["_source"]["image"]).read_bytes()).decode()
+    body = {"image_base64": photo, "text": f"but in {asked.lower()}", "size": 10}
+    composed = client.post("/search", json=body).json
+    plain = client.post("/search", json={**body, "ranking": {"understanding": False}}).json
+
+    def asked_share(result: dict[str, Any]) -> float:
+        return sum(h["_source"].get("article_type") == kind_bucket["key"] and h["_source"].get("base_colour") == asked
+                   for h in result["hits"]) / len(result["hits"])
+
+    assert composed["understood"]["attributes"]["base_colour"]["values"] == [asked]
+    assert set(composed["legs"]) == {"bm25", "text_text", "text_image", "image_image", "image_text"}
+    assert asked_share(composed) >= 0.6 and asked_share(composed) > asked_share(plain), (
+        asked_share(composed), asked_share(plain), composed["understood"])
