@@ -42,6 +42,8 @@ ENV_VARS: dict[str, str] = {
     "MMSEARCH_STATE_DIR": "state_dir",
     "MMSEARCH_RANKING": "ranking_file",
     "MMSEARCH_PROXY_INDICES": "proxy_indices",
+    "MMSEARCH_ADMIN_TOKEN": "admin_token",
+    "MMSEARCH_IMAGE_ROOT": "image_root",
 }
 
 
@@ -65,6 +67,12 @@ class Settings:
     #: Indices besides the product alias (and its versioned indices) whose reads the ES-compatible
     #: proxy relays unchanged (never hybrid). Empty: only the product alias is served.
     proxy_indices: tuple[str, ...] = ()
+    #: Bearer token of the service's admin surface (the /ops page's data). None: that surface answers 403.
+    #: Kept out of repr so it never reaches a log line.
+    admin_token: str | None = field(default=None, repr=False)
+    #: Where the catalog's relative image paths resolve (the build's image_root): the only directory
+    #: the pages' /photos route serves from. None: the shared catalog (default_catalog_dir).
+    image_root: Path | None = None
 
     def __post_init__(self) -> None:
         hosts = self.es_hosts
@@ -109,6 +117,8 @@ class Settings:
             object.__setattr__(self, "model_dir", Path(self.model_dir))
         if self.ranking_file is not None:
             object.__setattr__(self, "ranking_file", Path(self.ranking_file))
+        if self.image_root is not None:
+            object.__setattr__(self, "image_root", Path(self.image_root))
         object.__setattr__(self, "state_dir", Path(self.state_dir))
 
     # -- construction -----------------------------------------------------------------
@@ -162,7 +172,7 @@ class Settings:
     def redacted(self) -> dict[str, Any]:
         """Settings for logs and ``status`` output, with secrets masked."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
-        for secret in ("api_key", "password"):
+        for secret in ("api_key", "password", "admin_token"):
             if out[secret]:
                 out[secret] = "***"
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in out.items()}

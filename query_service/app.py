@@ -26,7 +26,7 @@ from query_service.jsonio import OrjsonProvider, dumps_bytes
 from query_service.metrics import ServiceMetrics
 from query_service.proxy_access import ProxyAccess
 from query_service.ranking import RankingConfig
-from query_service.routes import ops, search
+from query_service.routes import ops, pages, photos, search
 from query_service.routes import proxy as proxy_routes
 from query_service.service import SearchService, ServiceContext
 from query_service.validation import ServiceLimits
@@ -59,6 +59,8 @@ def create_app(settings: Any, *, es: Any = None, encoder: Any = None, experiment
         app.register_blueprint(events_blueprint(event_logger))
     app.register_blueprint(search.blueprint)
     app.register_blueprint(ops.blueprint)
+    app.register_blueprint(pages.blueprint)  # before the proxy: GET / is the search page for browsers
+    app.register_blueprint(photos.blueprint)
     app.register_blueprint(proxy_routes.blueprint)  # last: its catch-all route must not shadow the others
     _register_error_handlers(app)
     _register_request_metrics(app)
