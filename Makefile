@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: install js-deps demo test test-unit clean-state
+.PHONY: install js-deps browser-deps demo test test-unit clean-state
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,12 +21,19 @@ $(JS_DIR)/node_modules/.package-lock.json: $(JS_DIR)/package.json $(JS_DIR)/pack
 
 js-deps: $(JS_DIR)/node_modules/.package-lock.json
 
+## Debian's chromium for the browser tests (tests/live/test_browser.py), installed only when missing.
+## Playwright drives this executable; it never downloads a browser of its own.
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; }
+
 ## Full demo: local ES, model, catalog indexed, query service running.
 demo: install
 	$(VENV)/bin/mmsearch demo
 
 ## The whole suite: unit tests and live tests against a real Elasticsearch the tests start themselves.
-test: install js-deps
+test: install js-deps browser-deps
 	@$(PY) -m pytest tests -q --timeout=1800; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a broken suite, failing" >&2; exit 1; fi; \
 	exit $$rc

@@ -6,7 +6,7 @@
 4. build a versioned index behind the alias and swap it in (skipped when the alias
    already serves this model with every product);
 5. show a BM25 search and a hybrid search straight from Elasticsearch;
-6. serve the query service and print example requests.
+6. serve the query service: print the search page's URL first, then example requests.
 
 Every step shells out to the same ``mmsearch`` subcommands a user would run, so the
 demo exercises the real CLI and prints what it runs.
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shlex
 import subprocess
 import sys
@@ -100,10 +101,13 @@ def _example_searches(settings: Settings, encoder: Any, query: str) -> None:
         print(f"  {hit['_score']:7.3f}  {hit['_id']:>6}  {hit['_source'].get('title')}")
 
 
-def _print_examples(url: str, image_root: Path) -> None:
+def print_examples(url: str, image_root: Path, admin_token: str) -> None:
     images = sorted((image_root / "images").glob("*"))[:1]
     image = images[0] if images else Path("photo.jpg")
     print(f"""
+== Open {url}/ in a browser: the search page (ranking workbench {url}/compare, ops {url}/ops)
+  ops page admin token (MMSEARCH_ADMIN_TOKEN): {admin_token}
+
 == Query service at {url}
   curl -s '{url}/search?q=red+summer+dress&size=5' | python -m json.tool
   curl -s -X POST {url}/search -H 'Content-Type: application/json' \\
@@ -119,6 +123,8 @@ def _print_examples(url: str, image_root: Path) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     from mmsearch.esnode import LocalNode, NodeConfig
 
+    if not args.no_serve:
+        print(f"The search page will be at http://127.0.0.1:{args.port}/ once the demo is up.", flush=True)
     _say("1. Elasticsearch")
     if args.es_url:
         es_url = args.es_url
@@ -164,7 +170,10 @@ def run_demo(args: argparse.Namespace) -> int:
         return 0
 
     _say("6. query service (Ctrl-C stops it; the node keeps running: `mmsearch node stop --name demo`)")
-    _print_examples(f"http://127.0.0.1:{args.port}", catalog.root_dir)
+    # The pages show the catalog's photos from this directory; the ops page needs an admin token.
+    env["MMSEARCH_IMAGE_ROOT"] = str(catalog.root_dir)
+    env.setdefault("MMSEARCH_ADMIN_TOKEN", secrets.token_urlsafe(18))
+    print_examples(f"http://127.0.0.1:{args.port}", catalog.root_dir, env["MMSEARCH_ADMIN_TOKEN"])
     os.execvpe(sys.executable, [sys.executable, "-m", "mmsearch.cli", "serve", "--port", str(args.port)], env)
     return 0  # not reached
 

@@ -173,3 +173,14 @@ def test_compare_eval_reads_an_eval_run_output_with_its_queries_and_variants() -
     assert _client().post("/compare/eval", json={"per_query": {"a": {"q": {"m": "x"}}}}).status_code == 400
     assert _client().post("/compare/eval", json={**body, "metric": "nope"}).status_code == 400
     assert _client().post("/compare/eval", json={**body, "variants": "- {name: x, legs: {nope: 1}}"}).status_code == 400
+
+
+def test_the_demo_prints_the_page_url_before_the_curl_examples(capsys: pytest.CaptureFixture[str],
+                                                               tmp_path: Path) -> None:
+    from mmsearch.demo import print_examples
+
+    print_examples("http://127.0.0.1:8080", tmp_path, "tok")
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert lines[0].startswith("== Open http://127.0.0.1:8080/ in a browser")
+    assert "/compare" in lines[0] and "/ops" in lines[0] and "tok" in lines[1]
+    assert all("curl" not in line for line in lines[:2]) and any("curl" in line for line in lines)
