@@ -19,7 +19,7 @@ from onnx_models.catalog import image_records, split_records
 from onnx_models.export import export_onnx
 from onnx_models.features import (FeatureStore, colour_features, config_key, image_features, load_images, text_features,
                                   text_key)
-from onnx_models.heads import Tower
+from onnx_models.heads import AttributeTower, Tower
 from onnx_models.images import ImageSpec
 from onnx_models.manifest import IMAGE_GRAPH, TEXT_GRAPH, TOKENIZER_DIR, write_package
 from onnx_models.metrics import mean_pairwise_cosine, retrieval_report
@@ -55,10 +55,31 @@ def load_backbones(cfg: TrainConfig) -> Backbones:
     )
 
 
+#: Auxiliary classifier name -> the catalog field it predicts (the photo attributes of the image graph).
+CLASSIFIED_FIELDS = {"type": "article_type", "colour": "base_colour"}
+
+
 def label_vocab(records: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     """Class indices for the auxiliary losses, from the training split only."""
     return {name: {v: i for i, v in enumerate(sorted({str(r.get(field) or "") for r in records} - {""}))}
-            for name, field in (("type", "article_type"), ("colour", "base_colour"))}
+            for name, field in CLASSIFIED_FIELDS.items()}
+
+
+def classifier_accuracy(heads: TrainedHeads, image_emb: np.ndarray, records: list[dict[str, Any]],
+                        vocab: dict[str, dict[str, int]]) -> dict[str, float]:
+    """Top-1 and top-3 accuracy of each exported photo classifier on held-out photos (known labels only)."""
+    out: dict[str, float] = {}
+    for name, classifier in heads.classifiers.items():
+        field_name = CLASSIFIED_FIELDS[name]
+        target = np.array([vocab[name].get(str(r.get(field_name) or ""), -1) for r in records])
+        with torch.no_grad():
+            logits = classifier(torch.from_numpy(image_emb)).numpy()
+        top3 = np.argsort(-logits, axis=1)[:, :3]
+        known = target >= 0
+        out[f"photo_{field_name}_top1"] = float((top3[known, 0] == target[known]).mean()) if known.any() else 0.0
+        out[f"photo_{field_name}_top3"] = float((top3[known] == target[known, None]).any(axis=1).mean()) \
+            if known.any() else 0.0
+    return out
 
 
 def _text_inputs(texts: list[str], bb: Backbones, cfg: TrainConfig, cache_dir: Path) -> dict[str, np.ndarray]:
@@ -130,6 +151,7 @@ class TrainResult:
     test_metrics: dict[str, float]
     sizes: dict[str, int]
     seconds: float
+    labels: dict[str, dict[str, int]] | None = None  # classifier name -> label -> class index (training split)
 
 
 def train_alignment(catalog: Path | CatalogLocation, cfg: TrainConfig, cache_dir: Path,
@@ -148,10 +170,9 @@ def train_alignment(catalog: Path | CatalogLocation, cfg: TrainConfig, cache_dir
     val = _subset(splits["val"], cfg.max_eval_pairs, cfg.seed)
     test = _subset(splits["test"], cfg.max_eval_pairs, cfg.seed)
     bb = backbones or load_backbones(cfg)
+    vocab = label_vocab(train) if cfg.aux_weight > 0 or cfg.soft_positive > 0 else None
     feats = {
-        "train": split_features(train, catalog_dir, bb, cfg, cache_dir, with_flip=cfg.flip_augment,
-                                vocab=label_vocab(train) if cfg.aux_weight > 0 or cfg.soft_positive > 0
-                                else None),
+        "train": split_features(train, catalog_dir, bb, cfg, cache_dir, with_flip=cfg.flip_augment, vocab=vocab),
         "val": split_features(val, catalog_dir, bb, cfg, cache_dir, with_flip=False),
     }
     text_tail = TextTail(bb.text, cfg.unfreeze_text_layers) if cfg.unfreeze_text_layers else None
@@ -169,6 +190,8 @@ def train_alignment(catalog: Path | CatalogLocation, cfg: TrainConfig, cache_dir
     # Collapse diagnostics: positive-only losses drive these towards 1.
     metrics["text_mean_pairwise_cos"] = mean_pairwise_cosine(text_emb)
     metrics["image_mean_pairwise_cos"] = mean_pairwise_cosine(image_emb)
+    if vocab and heads.classifiers:
+        metrics.update(classifier_accuracy(heads, image_emb, test, vocab))
     # Same held-out queries against a catalog-sized gallery: every product photo we have
     # (the seen train/val products act as distractors). Closer to the prototype's 9.6k gallery.
     others = train + val
@@ -181,7 +204,7 @@ def train_alignment(catalog: Path | CatalogLocation, cfg: TrainConfig, cache_dir
                            [r.get("base_colour") or "" for r in everyone], n_queries=len(test))
     metrics.update({f"full_gallery_{k}": v for k, v in big.items()})
     sizes = {"train": len(train), "val": len(val), "test": len(test)}
-    return TrainResult(heads, metrics, sizes, time.monotonic() - started), bb
+    return TrainResult(heads, metrics, sizes, time.monotonic() - started, labels=vocab), bb
 
 
 def export_package(result: TrainResult, bb: Backbones, cfg: TrainConfig, out_dir: Path,
@@ -200,9 +223,14 @@ def export_package(result: TrainResult, bb: Backbones, cfg: TrainConfig, out_dir
                     staging / TEXT_GRAPH, ["input_ids", "attention_mask"],
                     {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}})
         colour = ColourHistogram(cfg.colour, bb.spec.mean, bb.spec.std) if cfg.colour else None
-        image_tower = Tower(ImageFeatures(image_backbone, colour), result.heads.image_head).eval()
+        image_tower: torch.nn.Module = Tower(ImageFeatures(image_backbone, colour), result.heads.image_head).eval()
+        photo_attributes = photo_attribute_outputs(result)
+        if photo_attributes:
+            image_tower = AttributeTower(image_tower, {CLASSIFIED_FIELDS[name]: result.heads.classifiers[name]
+                                                       for name in result.heads.classifiers}).eval()
         pixels = torch.zeros(2, 3, bb.spec.size, bb.spec.size)
-        export_onnx(image_tower, (pixels,), staging / IMAGE_GRAPH, ["pixel_values"], {"pixel_values": {0: "batch"}})
+        export_onnx(image_tower, (pixels,), staging / IMAGE_GRAPH, ["pixel_values"], {"pixel_values": {0: "batch"}},
+                    extra_outputs=[spec["output"] for spec in photo_attributes.values()])
         tok_dir = staging / TOKENIZER_DIR
         tok_dir.mkdir()
         for name in TOKENIZER_FILES:
@@ -218,7 +246,8 @@ def export_package(result: TrainResult, bb: Backbones, cfg: TrainConfig, out_dir
             "text": {"graph": TEXT_GRAPH, "tokenizer": f"{TOKENIZER_DIR}/tokenizer.json", "max_length": cfg.max_length,
                      "pad_token": "[PAD]", "inputs": ["input_ids", "attention_mask"], "pooling": "mean"},
             "image": {"graph": IMAGE_GRAPH, **bb.spec.to_dict(), "input": "pixel_values",
-                      "colour_histogram": cfg.colour.to_dict() if cfg.colour else None},
+                      "colour_histogram": cfg.colour.to_dict() if cfg.colour else None,
+                      **({"attributes": photo_attributes} if photo_attributes else {})},
             "text_template": cfg.template.to_dict(),
             "source_weights": {"text": bb.text_id, "image": bb.image_id,
                                "unfrozen": {"text_layers": cfg.unfreeze_text_layers,
@@ -240,6 +269,18 @@ def export_package(result: TrainResult, bb: Backbones, cfg: TrainConfig, out_dir
         return write_package(staging, out_dir, manifest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def photo_attribute_outputs(result: TrainResult) -> dict[str, dict[str, Any]]:
+    """The manifest's ``image.attributes``: per catalog field, its graph output and class labels in order."""
+    if not result.heads.classifiers or not result.labels:
+        return {}
+    out = {}
+    for name in result.heads.classifiers:  # the AttributeTower's output order
+        mapping = result.labels[name]
+        out[CLASSIFIED_FIELDS[name]] = {"output": f"{CLASSIFIED_FIELDS[name]}_probs",
+                                        "labels": sorted(mapping, key=mapping.__getitem__)}
+    return out
 
 
 def build(catalog: Path | CatalogLocation, out_dir: Path, cfg: TrainConfig, cache_dir: Path) -> Path:

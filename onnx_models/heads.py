@@ -63,6 +63,30 @@ class Tower(nn.Module):
         return self.head(self.features(*inputs))
 
 
+#: The auxiliary classifiers' logit scale in training (embeddings are unit vectors: the softmax needs it).
+CLASSIFIER_SCALE = 10.0
+
+
+class AttributeTower(nn.Module):
+    """A tower that also answers its classifiers' probabilities over the embedding it computes.
+
+    Exported as the image graph: outputs ``embedding`` then one probability vector per
+    classifier (``<name>_probs``, in ``names`` order), so a query photo's predicted type and
+    colour cost one matrix product on top of the vector the search needs anyway.
+    """
+
+    def __init__(self, tower: nn.Module, classifiers: dict[str, nn.Linear]) -> None:
+        super().__init__()
+        self.tower = tower
+        self.names = tuple(classifiers)
+        self.classifiers = nn.ModuleList(classifiers[name] for name in self.names)
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        embedding = self.tower(*inputs)
+        probs = [F.softmax(CLASSIFIER_SCALE * classifier(embedding), dim=-1) for classifier in self.classifiers]
+        return (embedding, *probs)
+
+
 class LogitScale(nn.Module):
     """CLIP's learnable temperature, stored as log(1/T), clamped at 100 as in CLIP."""
 

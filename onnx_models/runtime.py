@@ -91,6 +91,15 @@ class Encoder:
         self._image = self._session(manifest["image"]["graph"], so, providers)
         self._text_inputs = {i.name for i in self._text.get_inputs()}
         self._image_input = self._image.get_inputs()[0].name
+        self._image_output = self._image.get_outputs()[0].name
+        #: Catalog field -> class labels of the image graph's classifiers (packages since issue 13 item 6).
+        self.photo_labels: dict[str, list[str]] = {}
+        self._photo_outputs: list[str] = []
+        outputs = {o.name for o in self._image.get_outputs()}
+        for name, spec in (manifest["image"].get("attributes") or {}).items():
+            if spec.get("output") in outputs:
+                self.photo_labels[name] = [str(label) for label in spec["labels"]]
+                self._photo_outputs.append(str(spec["output"]))
 
     def _session(self, graph: str, so: ort.SessionOptions, providers: list[str]) -> ort.InferenceSession:
         try:
@@ -144,8 +153,20 @@ class Encoder:
         step = self.options.batch_size
         for start in range(0, len(decoded), step):
             pixels = preprocess(decoded[start:start + step], self.image_spec)
-            out[start:start + step] = self._image.run(None, {self._image_input: pixels})[0]
+            out[start:start + step] = self._image.run([self._image_output], {self._image_input: pixels})[0]
         return self._finish(out)
+
+    def encode_image_with_attributes(self, image: ImageInput, top: int = 3
+                                     ) -> tuple[np.ndarray, dict[str, list[tuple[str, float]]]]:
+        """One photo's vector and, per classified field, its ``top`` labels with probabilities
+        (empty for packages without classifiers): the photo's type and colour in the same run."""
+        pixels = preprocess([self.load_image(image)], self.image_spec)
+        outputs = self._image.run([self._image_output, *self._photo_outputs], {self._image_input: pixels})
+        guesses: dict[str, list[tuple[str, float]]] = {}
+        for (name, labels), probs in zip(self.photo_labels.items(), outputs[1:]):
+            order = np.argsort(-probs[0])[:top]
+            guesses[name] = [(labels[i], float(probs[0][i])) for i in order]
+        return self._finish(outputs[0].astype(np.float32, copy=False))[0], guesses
 
     def _finish(self, out: np.ndarray) -> np.ndarray:
         # Graphs normalise already; re-normalising is cheap and protects against

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from onnx_models.backbones import LITE_SIZES, ColourConfig
 from onnx_models.catalog import SplitConfig
-from onnx_models.heads import HEAD_KINDS, LOSSES, LogitScale, ProjectionHead, alignment_loss
+from onnx_models.heads import CLASSIFIER_SCALE, HEAD_KINDS, LOSSES, LogitScale, ProjectionHead, alignment_loss
 from onnx_models.metrics import exact_item_metrics
 from onnx_models.text import TextTemplate
 
@@ -168,6 +168,9 @@ class TrainedHeads:
     best_epoch: int
     text_tail: torch.nn.Module | None = None  # trained last layers, when partially unfrozen
     image_tail: torch.nn.Module | None = None
+    #: The auxiliary classifiers over the shared embedding ("type", "colour"), at the best epoch: the
+    #: export puts them into the image graph, so a query photo's type and colour come with its vector.
+    classifiers: dict[str, torch.nn.Linear] = field(default_factory=dict)
 
 
 def seed_everything(seed: int) -> None:
@@ -194,7 +197,7 @@ def train_heads(train: Features, val: Features, cfg: TrainConfig, text_tail: tor
     image_head = ProjectionHead(image_dim, cfg.dim, cfg.head, cfg.hidden, cfg.dropout,
                                 branches=branches, branch_gains=gains)
     scale = LogitScale(cfg.init_temperature)
-    # Auxiliary classifiers exist only during training; they are not exported.
+    # Auxiliary classifiers: a training signal, and exported into the image graph (photo attributes).
     aux = torch.nn.ModuleDict()
     if cfg.aux_weight > 0 and train.labels:  # labels also exist for soft_positive; classifiers only here
         for name, values in train.labels.items():
@@ -221,7 +224,7 @@ def train_heads(train: Features, val: Features, cfg: TrainConfig, text_tail: tor
     generator = torch.Generator().manual_seed(cfg.seed)
     best: tuple[float, int, dict[str, Any]] = (-1.0, -1, {})
     history: list[dict[str, float]] = []
-    modules = {"text": text_head, "image": image_head, **{f"tail{i}": t for i, t in enumerate(tails)}}
+    modules = {"text": text_head, "image": image_head, **{f"tail{i}": t for i, t in enumerate(tails)}, **aux}
     bar = tqdm(range(cfg.epochs), desc=f"train heads ({cfg.loss})", disable=not cfg.progress)
     for epoch in bar:
         for module in modules.values():
@@ -238,10 +241,10 @@ def train_heads(train: Features, val: Features, cfg: TrainConfig, text_tail: tor
                                   soft_weight=cfg.soft_positive)
             for name, classifier in aux.items():
                 target = labels_t[name.removeprefix("aux_")][idx]
-                # logits scaled by 10: embeddings are unit vectors, the classifier needs a sharp softmax
+                # logits scaled: embeddings are unit vectors, the classifier needs a sharp softmax
                 loss = loss + cfg.aux_weight * 0.5 * (
-                    F.cross_entropy(10 * classifier(text_emb), target, ignore_index=-100)
-                    + F.cross_entropy(10 * classifier(image_emb), target, ignore_index=-100))
+                    F.cross_entropy(CLASSIFIER_SCALE * classifier(text_emb), target, ignore_index=-100)
+                    + F.cross_entropy(CLASSIFIER_SCALE * classifier(image_emb), target, ignore_index=-100))
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -261,8 +264,9 @@ def train_heads(train: Features, val: Features, cfg: TrainConfig, text_tail: tor
     for name, module in modules.items():
         module.load_state_dict(best[2][name])
         module.eval()
+    classifiers = {name.removeprefix("aux_"): classifier for name, classifier in aux.items()}
     return TrainedHeads(text_head, image_head, 1 / best[2]["scale"], history, best[1],
-                        text_tail=train_in.text_tail, image_tail=train_in.image_tail)
+                        text_tail=train_in.text_tail, image_tail=train_in.image_tail, classifiers=classifiers)
 
 
 def validate(text_head: ProjectionHead, image_head: ProjectionHead, val: TowerInputs) -> dict[str, float]:

@@ -19,7 +19,7 @@ and fetch the page. The pure pieces live in ``queries``, ``legs``, ``dsl`` and
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -69,6 +69,14 @@ class EngineOptions:
             raise ValueError("timeouts must be positive")
         if self.escalation_factor < 2:
             raise ValueError("escalation_factor must be >= 2")
+
+
+@dataclass(frozen=True)
+class EncodedQuery:
+    """A request's query vectors ("text", "image") and the photo's classifier guesses per field."""
+
+    vectors: dict[str, np.ndarray]
+    photo: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
 
 
 def _ms(start: float) -> float:
@@ -125,8 +133,14 @@ class SearchEngine:
 
     def encode(self, request: SearchRequest, ranking: RankingConfig,
                degraded: list[str]) -> dict[str, np.ndarray]:
+        return self.encode_query(request, ranking, degraded).vectors
+
+    def encode_query(self, request: SearchRequest, ranking: RankingConfig, degraded: list[str]) -> EncodedQuery:
+        """The request's vectors and, when the ranking understands queries and the package has
+        classifiers, what the photo's classifiers read from it (its type and colour)."""
         wanted = {LEGS[leg][0] for leg in self.active_legs(request, ranking) if LEGS[leg][1]}
         vectors: dict[str, np.ndarray] = {}
+        photo: dict[str, list[tuple[str, float]]] = {}
         if "text" in wanted and request.text:
             texts = [request.text] + ([request.negative_text] if request.negative_text else [])
             encoded = self._encode("text_vector", lambda: self.encoder.encode_texts(texts), degraded)
@@ -136,10 +150,16 @@ class SearchEngine:
         if "image" in wanted and request.image is not None:
             # Decode once, here: a bad image is the client's error (400), not an encoder failure to degrade.
             image = self.encoder.load_image(request.image) if self.encoder is not None else None
-            encoded = self._encode("image_vector", lambda: self.encoder.encode_images([image]), degraded)
-            if encoded is not None:
-                vectors["image"] = encoded[0]
-        return vectors
+            if ranking.understanding and getattr(self.encoder, "photo_labels", None):
+                guessed = self._encode("image_vector", lambda: self.encoder.encode_image_with_attributes(image),
+                                       degraded)
+                if guessed is not None:
+                    vectors["image"], photo = guessed
+            else:
+                encoded = self._encode("image_vector", lambda: self.encoder.encode_images([image]), degraded)
+                if encoded is not None:
+                    vectors["image"] = encoded[0]
+        return EncodedQuery(vectors, photo)
 
     # -- legs -----------------------------------------------------------------------------
 
@@ -226,12 +246,14 @@ class SearchEngine:
     # -- query understanding --------------------------------------------------------------
 
     def understand(self, text: str | None, vector: np.ndarray | None, ranking: RankingConfig,
-                   image_vector: np.ndarray | None = None) -> Understanding | None:
-        """The parsed query, or None when the ranking turns understanding off or there is no text.
-        With a photo, the words' attributes override the photo's; the photo supplies the type."""
-        if not ranking.understanding or not text:
+                   image_vector: np.ndarray | None = None,
+                   photo: Mapping[str, Sequence[tuple[str, float]]] | None = None) -> Understanding | None:
+        """The parsed query, or None when the ranking turns understanding off or there is neither text
+        nor a photo read by classifiers. With a photo, the words' attributes override the photo's;
+        the photo supplies the rest (its type and colour)."""
+        if not ranking.understanding or not (text or photo):
             return None
-        return self.understander.parse(text, vector, image_vector)
+        return self.understander.parse(text or "", vector, image_vector, photo)
 
     def _recover_empty_legs(self, batches: Sequence[LegBatch], runs: Sequence[LegRun],
                             unfiltered: Sequence[dict[str, dict[str, Any]]], lean: bool) -> None:
@@ -286,9 +308,11 @@ class SearchEngine:
             raise RequestValidationError("every leg has weight 0 for this request: raise text_weight, image_weight "
                                          "or a leg weight above 0")
         degraded: list[str] = []
-        vectors = self.encode(request, ranking, degraded)
+        encoded = self.encode_query(request, ranking, degraded)
+        vectors = encoded.vectors
         encode_ms = _ms(start)
-        understanding = self.understand(request.text, vectors.get("text"), ranking, vectors.get("image"))
+        understanding = self.understand(request.text, vectors.get("text"), ranking, vectors.get("image"),
+                                        encoded.photo)
         bodies = self._leg_bodies(request, ranking, weights, vectors, understanding)
         if not bodies:
             raise EncoderUnavailableError("no leg can answer this request", degraded=degraded)

@@ -10,7 +10,7 @@ failed search.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -57,7 +57,7 @@ class Understander:
                 return {}
         return {name: self._type_vectors[name] for name in types if name in self._type_vectors}
 
-    def parse(self, text: str, vector: np.ndarray | None, image_vector: np.ndarray | None = None
-              ) -> Understanding | None:
+    def parse(self, text: str, vector: np.ndarray | None, image_vector: np.ndarray | None = None,
+              photo: Mapping[str, Sequence[tuple[str, float]]] | None = None) -> Understanding | None:
         parser = self.parser()
-        return parser.parse(text, vector, image_vector) if parser is not None else None
+        return parser.parse(text, vector, image_vector, photo) if parser is not None else None

@@ -43,6 +43,13 @@ EMBEDDING_MARGIN = 0.03
 EMBEDDING_MAX_CONFIDENCE = 0.6
 #: The same for a query photo against the type names (cross-modal cosines are lower and closer together).
 IMAGE_MARGIN = 0.01
+#: A query photo's classifier guesses (the image graph's outputs): labels are taken, most probable
+#: first, until their probabilities add up to ``PHOTO_MASS`` (at most ``PHOTO_MAX_LABELS``); the
+#: attribute's confidence is the mass taken, and below ``PHOTO_MIN_CONFIDENCE`` the photo says nothing.
+PHOTO_FIELDS = ("article_type", "base_colour")
+PHOTO_MASS = 0.5
+PHOTO_MAX_LABELS = 3
+PHOTO_MIN_CONFIDENCE = 0.4
 MAX_SPAN = 4
 #: A word the lexicon does not know is read as its closest known word within this many edits
 #: (1; 2 from ``LONG_WORD`` letters), when that word is the only one so close: "shrits", "walet".
@@ -63,7 +70,8 @@ class Attribute:
     values: tuple[str, ...]
     confidence: float
     span: str
-    source: str  # "vocabulary", "synonym", "embedding" (the query's vector) or "photo" (the query photo's)
+    source: str  # "vocabulary", "synonym", "embedding" (the query's vector), "photo" (the photo's classifiers)
+    #             or "photo-embedding" (the photo's vector against the type names)
 
     def to_dict(self) -> dict[str, Any]:
         return {"values": list(self.values), "confidence": round(self.confidence, 3), "span": self.span,
@@ -174,9 +182,27 @@ class QueryParser:
         return best[0] if len(best) == 1 else None
 
     def parse(self, text: str, query_vector: Sequence[float] | None = None,
-              image_vector: Sequence[float] | None = None) -> Understanding:
-        """``image_vector``: the query photo's embedding, for a photo + text query ("in black"): when the
-        words name no type, the photo says which (zero-shot against the type vectors), not the words."""
+              image_vector: Sequence[float] | None = None,
+              photo: Mapping[str, Sequence[tuple[str, float]]] | None = None) -> Understanding:
+        """``photo``: the query photo's classifier guesses per field (``Encoder.encode_image_with_attributes``);
+        ``image_vector``: its embedding. For a photo query the words' attributes override the photo's
+        ("in black"), and the photo supplies the rest: its classifiers' type and colour, or without
+        classifiers the type closest to its vector (zero-shot against the type vectors)."""
+        attributes = self.read_words(text)
+        for name in PHOTO_FIELDS:
+            guess = photo_attribute(name, (photo or {}).get(name, ()), self.vocabulary.get(name, frozenset()))
+            if name not in attributes and guess is not None:
+                attributes[name] = guess
+        if "article_type" not in attributes:
+            guess = self.type_by_embedding(image_vector, IMAGE_MARGIN, "photo-embedding") \
+                if image_vector is not None else self.type_by_embedding(query_vector) \
+                if query_vector is not None else None
+            if guess is not None:
+                attributes["article_type"] = guess
+        return Understanding(text, attributes)
+
+    def read_words(self, text: str) -> dict[str, Attribute]:
+        """The attributes the words name: lexicon spans, longest first, misspellings corrected."""
         words = tokens(text)
         keys = [normalise_token(word) for word in words]
         corrected = [False] * len(keys)
@@ -204,13 +230,7 @@ class QueryParser:
                                       " ".join(words[start:start + size]), reading.source + ("+fuzzy" if fuzzy else ""))
                 found[reading.field] = (_combine(attribute, start, found.get(reading.field)))
                 used[start:start + size] = [True] * size
-        attributes = {name: attribute for name, (attribute, _) in found.items()}
-        if "article_type" not in attributes:
-            guess = self.type_by_embedding(image_vector, IMAGE_MARGIN, "photo") if image_vector is not None \
-                else self.type_by_embedding(query_vector) if query_vector is not None else None
-            if guess is not None:
-                attributes["article_type"] = guess
-        return Understanding(text, attributes)
+        return {name: attribute for name, (attribute, _) in found.items()}
 
     def type_by_embedding(self, query_vector: Sequence[float], margin_needed: float = EMBEDDING_MARGIN,
                           source: str = "embedding") -> Attribute | None:
@@ -225,6 +245,22 @@ class QueryParser:
             return None
         confidence = min(EMBEDDING_MAX_CONFIDENCE, 0.5 + margin * 5)
         return Attribute("article_type", (self.type_names[int(order[0])],), confidence, "", source)
+
+
+def photo_attribute(name: str, guesses: Sequence[tuple[str, float]], known: frozenset[str]) -> Attribute | None:
+    """The photo's reading of one field: its likeliest catalog labels up to ``PHOTO_MASS``, or None."""
+    values: list[str] = []
+    mass = 0.0
+    for label, probability in guesses:
+        if label not in known:
+            continue  # a class of the training split the index does not have
+        values.append(label)
+        mass += probability
+        if mass >= PHOTO_MASS or len(values) == PHOTO_MAX_LABELS:
+            break
+    if not values or mass < PHOTO_MIN_CONFIDENCE:
+        return None
+    return Attribute(name, tuple(values), min(mass, 1.0), "", "photo")
 
 
 def _combine(candidate: Attribute, start: int, current: tuple[Attribute, int] | None) -> tuple[Attribute, int]:

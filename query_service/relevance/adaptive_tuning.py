@@ -28,7 +28,8 @@ from query_service.relevance.judgments import Judgment
 
 TEXT_LEGS = ("bm25", "text_text", "text_image")
 WEIGHTS = (0.0, 0.5, 1.0, 2.0)
-SINGLE_LEGS = tuple({leg: 1.0, ATTRIBUTE_LEG: 0.0} for leg in TEXT_LEGS)
+#: Each text leg alone, spelt as the grid spells its presets (every leg named, the others at 0).
+SINGLE_LEGS = tuple({**{other: 0.0 for other in TEXT_LEGS}, leg: 1.0, ATTRIBUTE_LEG: 0.0} for leg in TEXT_LEGS)
 
 
 def preset_grid() -> list[dict[str, float]]:

@@ -57,3 +57,16 @@ def test_a_ranking_with_a_policy_fuses_with_the_chosen_preset() -> None:
     assert [hit.doc_id for hit in engine.fuse_run(run, Ranking())][:1] == ["b"]  # both legs without a policy
     with pytest.raises(Exception):
         RankingConfig.from_dict({"adaptive": {"presets": []}})
+
+
+def test_every_single_leg_is_a_preset_of_the_grid_and_always_selected() -> None:
+    """The guard needs each leg alone among the policy's presets (the report compares with them)."""
+    from query_service.relevance import adaptive_tuning
+
+    grid = adaptive_tuning.preset_grid()
+    singles = [grid.index(preset) for preset in adaptive_tuning.SINGLE_LEGS]
+    assert len(set(singles)) == len(adaptive_tuning.TEXT_LEGS)
+    matrix = np.zeros((len(grid), 5))
+    matrix[7] = 1.0  # one preset is best on tuning
+    chosen = adaptive_tuning.select_presets(matrix, grid, keep=2)
+    assert chosen[:3] == singles and 7 in chosen and len(chosen) == 5

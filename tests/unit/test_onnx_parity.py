@@ -22,8 +22,11 @@ def exported(tmp_path_factory: pytest.TempPathFactory, catalog_dir: Path):  # ty
     bb = load_backbones(cfg)
     torch.manual_seed(0)
     image_dim = 1280 + (cfg.colour.dim if cfg.colour else 0)
-    heads = TrainedHeads(ProjectionHead(384, cfg.dim).eval(), ProjectionHead(image_dim, cfg.dim).eval(), 0.07, [], 0)
-    result = TrainResult(heads, {}, {}, 0.0)
+    classifiers = {"type": torch.nn.Linear(cfg.dim, 3).eval(), "colour": torch.nn.Linear(cfg.dim, 2).eval()}
+    heads = TrainedHeads(ProjectionHead(384, cfg.dim).eval(), ProjectionHead(image_dim, cfg.dim).eval(), 0.07, [], 0,
+                         classifiers=classifiers)
+    labels = {"type": {"Shirts": 0, "Watches": 1, "Heels": 2}, "colour": {"Black": 0, "Red": 1}}
+    result = TrainResult(heads, {}, {}, 0.0, labels=labels)
     pkg = export_package(result, bb, cfg, tmp_path_factory.mktemp("parity") / "pkg", catalog_dir)
     return pkg, bb, heads, cfg
 
@@ -66,3 +69,24 @@ def test_image_tower_parity(exported, catalog_dir: Path) -> None:  # type: ignor
     cos = (got * ref).sum(1)
     assert cos.min() >= 0.999, cos
     assert np.abs(got[0] - got[1]).max() > 1e-3
+
+
+def test_image_graph_answers_the_classifiers(exported, catalog_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    """The photo's type and colour come from the exported classifiers, labelled in their class order."""
+    import torch
+
+    from onnx_models.heads import CLASSIFIER_SCALE
+    from onnx_models.runtime import Encoder
+
+    pkg, _, heads, _ = exported
+    encoder = Encoder.load(pkg)
+    assert encoder.photo_labels == {"article_type": ["Shirts", "Watches", "Heels"], "base_colour": ["Black", "Red"]}
+    photo = sorted((catalog_dir / "images").glob("*.jpg"))[0].read_bytes()
+    vector, guesses = encoder.encode_image_with_attributes(photo)
+    assert np.allclose(vector, encoder.encode_images([photo])[0], atol=1e-5)
+    with torch.no_grad():
+        probs = torch.softmax(CLASSIFIER_SCALE * heads.classifiers["type"](torch.from_numpy(vector[None])), -1)[0]
+    expected = sorted(zip(["Shirts", "Watches", "Heels"], probs.tolist()), key=lambda pair: -pair[1])
+    assert [label for label, _ in guesses["article_type"]] == [label for label, _ in expected]
+    assert np.allclose([p for _, p in guesses["article_type"]], [p for _, p in expected], atol=1e-3)
+    assert len(guesses["base_colour"]) == 2 and abs(sum(p for _, p in guesses["base_colour"]) - 1) < 1e-4

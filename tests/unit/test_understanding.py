@@ -7,7 +7,7 @@ import pytest
 
 from query_service import attributes
 from query_service.fusion import fuse
-from query_service.understanding import Attribute, QueryParser, Understanding, matches, normalise_token
+from query_service.understanding import PHOTO_MASS, Attribute, QueryParser, Understanding, matches, normalise_token
 
 VOCABULARY = {
     "article_type": ["Tshirts", "Shirts", "Casual Shoes", "Sports Shoes", "Formal Shoes", "Dresses", "Shorts",
@@ -149,7 +149,7 @@ def test_with_a_photo_the_type_comes_from_the_photo_and_the_words_set_the_rest()
     text_vector = np.array([0.0, 0.0, 1.0])  # the words "in black" lean towards jeans: must not decide the type
     parsed = parser.parse("but in black", text_vector, image_vector=np.array([0.2, 0.9, 0.1]))
     assert parsed.attributes["article_type"].values == ("Handbags",)
-    assert parsed.attributes["article_type"].source == "photo"
+    assert parsed.attributes["article_type"].source == "photo-embedding"
     assert parsed.attributes["base_colour"].values == ("Black",)
     named = parser.parse("jeans in black", text_vector, image_vector=np.array([0.2, 0.9, 0.1]))
     assert named.attributes["article_type"].values == ("Jeans",)  # the words override the photo
@@ -164,3 +164,30 @@ def test_a_misspelt_word_is_read_as_the_one_known_word_within_its_edit_budget(pa
     assert parsed.attributes["article_type"].values == ("Shirts",)
     assert parsed.attributes["article_type"].source == "vocabulary+fuzzy"
     assert parsed.attributes["article_type"].confidence == pytest.approx(0.95 * 0.9)
+
+
+def test_the_photo_classifiers_supply_type_and_colour_and_the_words_override_them(parser: QueryParser) -> None:
+    photo = {"article_type": [("Casual Shoes", 0.3), ("Sports Shoes", 0.25), ("Formal Shoes", 0.2)],
+             "base_colour": [("Navy Blue", 0.97), ("Black", 0.02), ("Grey", 0.01)]}
+    assert PHOTO_MASS == 0.5  # the figures below assume it
+    alone = parser.parse("", photo=photo)
+    shoes = alone.attributes["article_type"]
+    # Labels are taken until their mass reaches PHOTO_MASS: the two shoe types, confidence 0.55.
+    assert shoes.values == ("Casual Shoes", "Sports Shoes") and shoes.confidence == pytest.approx(0.55)
+    assert shoes.source == "photo" and alone.attributes["base_colour"].values == ("Navy Blue",)
+    composed = parser.parse("but in red for women", photo=photo)
+    assert composed.attributes["base_colour"].values == ("Red",)  # the words win
+    assert composed.attributes["base_colour"].source == "vocabulary"
+    assert composed.attributes["article_type"].values == ("Casual Shoes", "Sports Shoes")
+    assert composed.attributes["gender"].values == ("Women",)
+    named = parser.parse("black dress", photo=photo)
+    assert named.attributes["article_type"].values == ("Dresses",)
+
+
+def test_an_unsure_photo_or_labels_the_index_lacks_say_nothing(parser: QueryParser) -> None:
+    unsure = {"article_type": [("Tshirts", 0.2), ("Shirts", 0.15), ("Sweaters", 0.04)]}
+    assert "article_type" not in parser.parse("", photo=unsure).attributes
+    unknown = {"article_type": [("Kurtas", 0.9), ("Shirts", 0.08)]}  # not in this index's vocabulary
+    assert "article_type" not in parser.parse("", photo=unknown).attributes
+    capped = {"base_colour": [("Black", 0.15), ("Grey", 0.15), ("White", 0.15), ("Red", 0.15)]}
+    assert parser.parse("", photo=capped).attributes["base_colour"].values == ("Black", "Grey", "White")
