@@ -84,9 +84,19 @@ def _joins(previous: str, gap: str, word: str) -> bool:
         and word.isalpha() and len(word) > 1
 
 
+def _cleaned(text: str) -> str:
+    return _APOSTROPHES.sub("", _POSSESSIVE.sub("", fold(text)))
+
+
+def words(text: str | None) -> list[str]:
+    """The words of ``text`` before any stemming: folded, possessives dropped, split on non-alphanumerics
+    (the query parser reads these; ``analyze_units`` goes on to join and stem them)."""
+    return _WORD.findall(_cleaned(text or ""))
+
+
 def _chains(text: str) -> list[list[str]]:
     """Words of ``text`` (folded, split on non-alphanumerics), grouped into compound chains."""
-    cleaned = _APOSTROPHES.sub("", _POSSESSIVE.sub("", fold(text)))
+    cleaned = _cleaned(text)
     chains: list[list[str]] = []
     end = -1
     for match in _WORD.finditer(cleaned):

@@ -16,7 +16,7 @@ from pathlib import Path
 from onnx_models.manifest import MANIFEST
 
 #: Bump when a code change alters what build_test_model produces.
-CODE_VERSION = "3"
+CODE_VERSION = "4"  # 4: the image graph answers the type and colour classifiers
 TEST_PARAMS = {"max_train_pairs": 1500, "max_eval_pairs": 400, "epochs": 25, "patience": 5,
                "flip_augment": False, "name": "mmsearch-test", "version": f"test-{CODE_VERSION}"}
 

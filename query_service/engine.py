@@ -114,6 +114,10 @@ class SearchEngine:
         self.understander = Understander(lambda body: self._search(self.index, body), encoder,
                                          self.options.vocabulary_ttl_s)
 
+    def warm_up(self) -> bool:
+        """Load what the first query would otherwise pay for: the parser's vocabulary and type vectors."""
+        return self.understander.warm()
+
     # -- encoding -----------------------------------------------------------------------
 
     def _encode(self, what: str, call: Any, degraded: list[str]) -> np.ndarray | None:

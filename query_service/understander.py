@@ -31,6 +31,14 @@ class Understander:
         self._parser_until = 0.0
         self._type_vectors: dict[str, np.ndarray] = {}
 
+    def warm(self) -> bool:
+        """Read the vocabulary and encode the type names now (a worker's start, not a shopper's first
+        query). True when a parser is ready; on failure the first query tries again."""
+        if self.parser() is None:
+            self._parser_until = 0.0
+            return False
+        return True
+
     def parser(self) -> QueryParser | None:
         now = time.monotonic()
         if now < self._parser_until:

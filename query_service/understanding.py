@@ -21,14 +21,13 @@ above ``FILTER_CONFIDENCE`` (``SearchEngine``, docs/query_service.md "Query unde
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from mmsearch import text_analysis
 from query_service.understanding_synonyms import STOPWORDS, SYNONYMS
 
 #: Fields the parser reads, in the order they are reported.
@@ -59,7 +58,6 @@ LONG_WORD = 7
 FUZZY_DISCOUNT = 0.9
 #: Two different type spans ("kurti tops") become one reading of both, below the filter threshold.
 MERGED_CONFIDENCE = 0.7
-_TOKEN = re.compile(r"[a-z0-9]+")
 #: Vocabulary values that are not attributes a shopper asks for.
 _IGNORED_VALUES = frozenset({"na", "multi", "free gifts", "free items"})
 
@@ -102,21 +100,14 @@ def normalise_token(token: str) -> str:
 
 
 def tokens(text: str) -> list[str]:
-    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
-    folded = folded.replace("'s", "").replace("'", "")
-    return _TOKEN.findall(folded)
+    """The words as the lexical analysis splits them (``text_analysis.words``): one folding for both.
+    The parser then strips plurals itself (``normalise_token``) instead of stemming: it compares
+    words with catalog values and their synonyms, and needs them readable in ``understood.span``."""
+    return text_analysis.words(text)
 
 
 def phrase_key(text: str) -> tuple[str, ...]:
     return tuple(normalise_token(t) for t in tokens(text))
-
-
-@dataclass(frozen=True)
-class _Reading:
-    field: str
-    values: tuple[str, ...]
-    confidence: float
-    source: str
 
 
 class QueryParser:
@@ -133,12 +124,13 @@ class QueryParser:
         self.type_names = names
         self.type_matrix = np.stack([np.asarray(type_vectors[n], dtype=np.float32) for n in names]) if names else None
 
-    def _lexicon(self, synonyms: Mapping[str, tuple[str, tuple[str, ...], float]]) -> dict[tuple[str, ...], _Reading]:
-        lexicon: dict[tuple[str, ...], _Reading] = {}
+    def _lexicon(self, synonyms: Mapping[str, tuple[str, tuple[str, ...], float]]) -> dict[tuple[str, ...], Attribute]:
+        """Normalised words -> the attribute they read as (span left empty: a parse fills it in)."""
+        lexicon: dict[tuple[str, ...], Attribute] = {}
         for phrase, (name, values, confidence) in synonyms.items():
             known = tuple(v for v in values if v in self.vocabulary.get(name, ()))
             if known:
-                lexicon[phrase_key(phrase)] = _Reading(name, known, confidence, "synonym")
+                lexicon[phrase_key(phrase)] = Attribute(name, known, confidence, "", "synonym")
         for name in FIELDS:  # verbatim catalog values win over a synonym of the same words, brands over nothing
             confidence = BRAND_CONFIDENCE if name == "brand" else VOCABULARY_CONFIDENCE
             for value in sorted(self.vocabulary.get(name, ())):
@@ -149,9 +141,9 @@ class QueryParser:
                 existing = lexicon.get(key)
                 if existing is not None and (existing.source == "vocabulary" or name == "brand"):
                     if existing.field == name and existing.source == "vocabulary":  # "Tshirt" and "Tshirts"
-                        lexicon[key] = _Reading(name, existing.values + (value,), confidence, "vocabulary")
+                        lexicon[key] = Attribute(name, existing.values + (value,), confidence, "", "vocabulary")
                     continue  # an earlier field (FIELDS order) keeps the words
-                lexicon[key] = _Reading(name, (value,), confidence, "vocabulary")
+                lexicon[key] = Attribute(name, (value,), confidence, "", "vocabulary")
         return lexicon
 
     def _known_tokens(self) -> dict[int, list[str]]:

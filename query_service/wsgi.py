@@ -53,6 +53,9 @@ def create_app() -> Flask:
     service_ranking = load_service_ranking(settings.ranking_file) if settings.ranking_file else ServiceRanking()
     app = _create_app(settings, encoder=encoder, experiments=experiments, event_logger=event_logger,
                       default_ranking=service_ranking.default, proxy_options=dict(service_ranking.proxy))
+    # The query parser's vocabulary (one terms aggregation) and ~150 type-name vectors: read here so
+    # a worker's first shopper does not wait for them; an unreachable cluster leaves it to that query.
+    app.extensions["mmsearch"].engine.warm_up()
     # What is loaded by now (model, tokenizer, Flask, the Elasticsearch client: ~77k objects)
     # lives as long as the worker. Frozen, it is out of the cyclic collector's sight: a full
     # collection, due every few hundred requests, took 22 ms with it and 0.15 ms without

@@ -505,3 +505,25 @@ def test_a_composed_photo_and_colour_query_end_to_end(client: Any, es: Any, cata
     assert set(composed["legs"]) == {"bm25", "text_text", "text_image", "image_image", "image_text"}
     assert asked_share(composed) >= 0.6 and asked_share(composed) > asked_share(plain), (
         asked_share(composed), asked_share(plain), composed["understood"])
+
+
+def test_a_photo_alone_is_read_by_the_image_graphs_classifiers(client: Any, es: Any, catalog_dir: Path) -> None:
+    """A photo query with no words: the exported classifiers name its type and colour, which re-rank."""
+    aggs = es.search(index=ALIAS, size=0, query={"term": {"has_image": True}},
+                     aggs={"t": {"terms": {"field": "article_type", "size": 1}}})
+    kind = aggs["aggregations"]["t"]["buckets"][0]["key"]
+    hit = es.search(index=ALIAS, size=1, sort=[{"id": "asc"}], query={"bool": {"filter": [
+        {"term": {"has_image": True}}, {"term": {"article_type": kind}}]}})["hits"]["hits"][0]
+    photo = base64.b64encode((catalog_dir / hit["_source"]["image"]).read_bytes()).decode()
+    read = client.post("/search", json={"image_base64": photo, "size": 10}).json
+    plain = client.post("/search", json={"image_base64": photo, "size": 10,
+                                         "ranking": {"understanding": False}}).json
+    attributes = read["understood"]["attributes"]
+    assert attributes["article_type"]["source"] == "photo" and kind in attributes["article_type"]["values"]
+    assert attributes["base_colour"]["source"] == "photo"
+    assert plain.get("understood") is None
+
+    def same_type(result: dict[str, Any]) -> int:
+        return sum(h["_source"].get("article_type") == kind for h in result["hits"])
+
+    assert same_type(read) >= same_type(plain) and same_type(read) >= 8, (same_type(read), same_type(plain))
