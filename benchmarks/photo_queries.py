@@ -32,6 +32,7 @@ from indexer.catalog import catalog_or_default
 from mmsearch.config import Settings
 from onnx_models.catalog import SplitConfig, image_records, split_records
 from onnx_models.runtime import Encoder
+from query_service import understanding
 from query_service.engine import SearchEngine
 from query_service.ranking import RankingConfig, SearchRequest
 from query_service.relevance import stats
@@ -82,8 +83,12 @@ def main() -> None:
     parser.add_argument("--catalog", type=Path, help="catalog directory or file (default: the shared catalog)")
     parser.add_argument("--half", choices=("tune", "test"), required=True)
     parser.add_argument("--limit", type=int, default=None, help="first N queries of the half (a quick look)")
+    parser.add_argument("--photo-mass", type=float, default=None,
+                        help="override understanding.PHOTO_MASS (the sweep that chose it, on --half tune only)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
+    if args.photo_mass is not None:
+        understanding.PHOTO_MASS = args.photo_mass  # read at parse time
     location = catalog_or_default(args.catalog)
     settings = Settings.load()
     encoder = Encoder.load(settings.model_dir)
@@ -95,6 +100,7 @@ def main() -> None:
     root = location.root_dir
     report: dict[str, Any] = {"model": encoder.name, "identity": encoder.identity, "photo_classifiers":
                               sorted(encoder.photo_labels), "half": args.half, "queries": len(queries),
+                              "photo_mass": understanding.PHOTO_MASS,
                               "gallery_photos": len(records)}
     print("image->image", flush=True)
     report["image->image"] = run_task(
