@@ -445,3 +445,22 @@ def test_axe_finds_no_serious_violations_on_any_page(browser: Any, service: str)
     found = {path: _axe(browser, service + path, prepare)
              for path, prepare in (("/", searched), ("/compare", compared), ("/ops", ops))}
     assert found == {"/": [], "/compare": [], "/ops": []}, found
+
+
+def _get(url: str, accept: str) -> tuple[int, str, bytes]:
+    request = urllib.request.Request(url, headers={"Accept": accept})
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status, response.headers.get("Content-Type", ""), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get("Content-Type", ""), error.read()
+
+
+def test_get_root_is_html_for_browsers_and_elasticsearchs_answer_for_its_clients(service: str, es_node: dict) -> None:
+    status, content_type, body = _get(service + "/", "text/html,application/xhtml+xml,*/*;q=0.8")
+    assert status == 200 and content_type.startswith("text/html") and b'id="search-form"' in body
+    for accept in ("application/json", "application/vnd.elasticsearch+json; compatible-with=9"):
+        relayed = _get(service + "/", accept)
+        direct_status = _get(es_node["url"] + "/", "application/json")[0]
+        assert relayed[0] == direct_status and "json" in relayed[1], (accept, relayed[:2])
+        assert b"search-form" not in relayed[2]
