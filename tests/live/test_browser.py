@@ -464,3 +464,36 @@ def test_get_root_is_html_for_browsers_and_elasticsearchs_answer_for_its_clients
         direct_status = _get(es_node["url"] + "/", "application/json")[0]
         assert relayed[0] == direct_status and "json" in relayed[1], (accept, relayed[:2])
         assert b"search-form" not in relayed[2]
+
+
+def test_modes_and_the_advanced_panel_send_a_ranking(page: Any, service: str) -> None:
+    bodies: list[dict[str, Any]] = []
+    page.on("request", lambda r: bodies.append(json.loads(r.post_data)) if r.url.endswith("/search")
+            and r.method == "POST" and (r.headers.get("content-type") or "").startswith("application/json") else None)
+    page.goto(service + "/")
+    page.check("input[name='mode'][value='keyword']")
+    page.focus("#q")
+    page.keyboard.type("leather handbag")
+    page.keyboard.press("Enter")  # the form submits from the keyboard
+    _wait(page, "() => document.querySelector('#summary').textContent.includes('results')")
+    assert bodies[-1]["ranking"] == {"legs": {"bm25": 1.0}}
+    page.locator(".breakdown-toggle").first.click()
+    legs = set(page.eval_on_selector_all("#hits .breakdown-panel:not([hidden]) tbody th", "c => c.map(x => x.textContent)"))
+    assert legs and legs <= {"bm25", "understood"}
+    assert "experiment" not in page.text_content("#variant")  # a client ranking is never bucketed
+
+    page.click("#advanced summary")
+    page.check("#advanced-on")
+    page.fill("#w-bm25", "0")
+    page.fill("#w-text_image", "0")
+    page.select_option("#method", "linear")
+    page.select_option("#normalization", "z_score")
+    before = [h["id"] for h in _hits(page)]
+    page.click("#search-button")
+    _wait_for_new_results(page, before)
+    ranking = bodies[-1]["ranking"]
+    assert ranking["method"] == "linear" and ranking["normalization"] == "z_score"
+    assert set(ranking["legs"]) == {"text_text", "image_image", "image_text"}
+    page.locator(".breakdown-toggle").first.click()
+    legs = set(page.eval_on_selector_all("#hits .breakdown-panel:not([hidden]) tbody th", "c => c.map(x => x.textContent)"))
+    assert legs and legs <= {"text_text", "understood"}
