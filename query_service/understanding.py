@@ -54,6 +54,7 @@ MAX_SPAN = 4
 #: (1; 2 from ``LONG_WORD`` letters), when that word is the only one so close: "shrits", "walet".
 SHORTEST_FUZZY = 4
 LONG_WORD = 7
+MAX_EDITS = 2
 #: Confidence of a reading through a corrected word, relative to the reading itself.
 FUZZY_DISCOUNT = 0.9
 #: Two different type spans ("kurti tops") become one reading of both, below the filter threshold.
@@ -119,7 +120,7 @@ class QueryParser:
                            for name, values in vocabulary.items()}
         self.lexicon = self._lexicon(synonyms)
         self.known_words = frozenset(token for key in self.lexicon for token in key)
-        self.known_by_length = self._known_tokens()
+        self.known_by_deletion = self._known_tokens()
         names = sorted((type_vectors or {}).keys())
         self.type_names = names
         self.type_matrix = np.stack([np.asarray(type_vectors[n], dtype=np.float32) for n in names]) if names else None
@@ -146,31 +147,38 @@ class QueryParser:
                 lexicon[key] = Attribute(name, (value,), confidence, "", "vocabulary")
         return lexicon
 
-    def _known_tokens(self) -> dict[int, list[str]]:
-        """Every word of a non-brand lexicon entry, by length (the candidates of a fuzzy correction)."""
-        by_length: dict[int, list[str]] = {}
+    def _known_tokens(self) -> dict[str, tuple[str, ...]]:
+        """Every word of a non-brand lexicon entry, indexed by each string it becomes with up to
+        ``MAX_EDITS`` letters deleted (SymSpell): the candidates of a fuzzy correction.
+
+        Why an index: comparing an unknown word with every known word of a similar length cost
+        ~5 ms per word in Python (measured with benchmarks/understanding_cost.py); two words within
+        OSA distance d share a string reachable by at most d deletions from each, so looking up the
+        unknown word's own deletions finds every candidate, and only those are compared."""
+        index: dict[str, set[str]] = {}
         for key, reading in self.lexicon.items():
             if reading.field != "brand":
                 for token in key:
-                    by_length.setdefault(len(token), []).append(token)
-        return {length: sorted(set(words)) for length, words in by_length.items()}
+                    for variant in deletions(token, MAX_EDITS):
+                        index.setdefault(variant, set()).add(token)
+        return {variant: tuple(sorted(words)) for variant, words in index.items()}
 
     def correct(self, token: str) -> str | None:
         """The one known word within the edit budget of an unknown ``token``, or None."""
         if len(token) < SHORTEST_FUZZY or token.isdigit() or token in STOPWORDS:
             return None
         budget = 1 if len(token) < LONG_WORD else 2
+        candidates = {known for variant in deletions(token, budget) for known in self.known_by_deletion.get(variant, ())}
         best: list[str] = []
         best_distance = budget + 1
-        for length in range(len(token) - budget, len(token) + budget + 1):
-            for known in self.known_by_length.get(length, ()):
-                distance = edit_distance(token, known, budget + 1)  # budget + 1 means "too far"
-                if distance > budget:
-                    continue
-                if distance < best_distance:
-                    best, best_distance = [known], distance
-                elif distance == best_distance:
-                    best.append(known)
+        for known in sorted(candidates):
+            distance = edit_distance(token, known, budget + 1)  # budget + 1 means "too far"
+            if distance > budget:
+                continue
+            if distance < best_distance:
+                best, best_distance = [known], distance
+            elif distance == best_distance:
+                best.append(known)
         return best[0] if len(best) == 1 else None
 
     def parse(self, text: str, query_vector: Sequence[float] | None = None,
@@ -270,6 +278,16 @@ def _combine(candidate: Attribute, start: int, current: tuple[Attribute, int] | 
     if candidate.confidence != attribute.confidence:
         return (candidate, start) if candidate.confidence > attribute.confidence else current
     return (candidate, start) if start > position else current
+
+
+def deletions(word: str, depth: int) -> set[str]:
+    """``word`` and every string made from it by deleting up to ``depth`` letters."""
+    found = {word}
+    frontier = {word}
+    for _ in range(depth):
+        frontier = {w[:i] + w[i + 1:] for w in frontier for i in range(len(w))} - found
+        found |= frontier
+    return found
 
 
 def edit_distance(a: str, b: str, limit: int) -> int:

@@ -191,3 +191,42 @@ def test_an_unsure_photo_or_labels_the_index_lacks_say_nothing(parser: QueryPars
     assert "article_type" not in parser.parse("", photo=unknown).attributes
     capped = {"base_colour": [("Black", 0.15), ("Grey", 0.15), ("White", 0.15), ("Red", 0.15)]}
     assert parser.parse("", photo=capped).attributes["base_colour"].values == ("Black", "Grey", "White")
+
+
+def test_the_deletion_index_finds_what_comparing_with_every_known_word_finds(parser: QueryParser) -> None:
+    """``correct`` only compares the candidates its deletion index names: it must lose none."""
+    from query_service.understanding import LONG_WORD, SHORTEST_FUZZY, edit_distance
+    from query_service.understanding_synonyms import STOPWORDS
+
+    known = sorted({word for words in parser.known_by_deletion.values() for word in words})
+
+    def brute_force(token: str) -> str | None:
+        if len(token) < SHORTEST_FUZZY or token.isdigit() or token in STOPWORDS:
+            return None
+        budget = 1 if len(token) < LONG_WORD else 2
+        distances = {word: edit_distance(token, word, budget + 1) for word in known}
+        best = min(distances.values())
+        winners = [word for word, d in distances.items() if d == best]
+        return winners[0] if best <= budget and len(winners) == 1 else None
+
+    rng = np.random.default_rng(5)
+    typos = []
+    for word in known:
+        for _ in range(3):
+            letters = list(word)
+            for _ in range(int(rng.integers(1, 3))):
+                i = int(rng.integers(0, len(letters)))
+                edit = rng.integers(0, 4)
+                if edit == 0 and len(letters) > 1:
+                    del letters[i]
+                elif edit == 1:
+                    letters.insert(i, chr(97 + int(rng.integers(0, 26))))
+                elif edit == 2:
+                    letters[i] = chr(97 + int(rng.integers(0, 26)))
+                elif i + 1 < len(letters):
+                    letters[i], letters[i + 1] = letters[i + 1], letters[i]
+            typos.append("".join(letters))
+    typos = [t for t in typos if t not in parser.known_words]
+    assert len(typos) > 50
+    assert [parser.correct(t) for t in typos] == [brute_force(t) for t in typos]
+    assert any(parser.correct(t) for t in typos)  # some are corrected, so the comparison means something
