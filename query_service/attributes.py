@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from query_service.understanding import FILTER_CONFIDENCE, Attribute, Understanding, matches
+from query_service.understanding import FILTER_CONFIDENCE, Attribute, Understanding
 
 ATTRIBUTE_LEG = "understood"
 #: How much agreeing on each field is worth in the attribute leg (the grading rule weighs type first).
@@ -69,11 +69,23 @@ def docvalue_fields(understanding: Understanding | None) -> tuple[str, ...]:
 def attribute_leg(understanding: Understanding, candidates: Sequence[str],
                   sources: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, float]]:
     """Candidates that agree with the parse, best agreement first; ties keep ``candidates``' order."""
+    # ``understanding.matches``, unrolled: this runs over every fused candidate of every query
+    # (~200 x 4 checks), where a call per check was most of the attribute leg's ~0.6 ms.
+    checks = [(a.field, frozenset(a.values), FIELD_WEIGHTS.get(a.field, 0.5) * a.confidence, a.field == "gender")
+              for a in understanding.attributes.values()]
     scored: list[tuple[float, int, str]] = []
-    attributes = list(understanding.attributes.values())
     for position, doc_id in enumerate(candidates):
-        source = sources.get(doc_id) or {}
-        score = sum(FIELD_WEIGHTS.get(a.field, 0.5) * a.confidence for a in attributes if matches(source, a))
+        source = sources.get(doc_id)
+        if not source:
+            continue
+        score = 0.0
+        for name, wanted, worth, unisex_fits in checks:
+            value = source.get(name)
+            if isinstance(value, list):
+                if not wanted.isdisjoint(value) or (unisex_fits and "Unisex" in value):
+                    score += worth
+            elif value is not None and (value in wanted or (unisex_fits and value == "Unisex")):
+                score += worth
         if score > 0:
             scored.append((-score, position, doc_id))
     scored.sort()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -22,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from werkzeug.serving import make_server
 
 from mmsearch.config import PROJECT_ROOT, Settings
 from query_service.app import create_app
+from tests.live.serving import served
 from query_service.engine import EngineOptions
 from query_service.overlap import rbo
 from query_service.relevance.events import EventLogger
@@ -55,12 +54,6 @@ class _FailingEncoder:
         return getattr(self.inner, name)
 
 
-def _serve(app: Any) -> tuple[str, Any]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_port}", server
-
-
 @pytest.fixture(scope="module")
 def events_index() -> str:
     return f"t-browser-events-{uuid.uuid4().hex[:8]}"
@@ -75,9 +68,8 @@ def service(search_index: str, search_settings: Settings, encoder: Any, catalog_
     logger = EventLogger(es_session_client, events_index, flush_every=1, flush_interval_s=0.2)
     app = create_app(settings, encoder=encoder, event_logger=logger,
                      experiments=ExperimentManager(ExperimentConfig.from_dict(EXPERIMENT)))
-    url, server = _serve(app)
-    yield url
-    server.shutdown()
+    with served(app) as url:
+        yield url
     logger.close()
     es_session_client.indices.delete(index=events_index, ignore_unavailable=True)
 
@@ -86,10 +78,9 @@ def service(search_index: str, search_settings: Settings, encoder: Any, catalog_
 def degraded_service(search_index: str, search_settings: Settings, encoder: Any, catalog_dir: Path) -> Iterator[str]:
     settings = Settings(es_hosts=search_settings.es_hosts, products_alias=search_settings.products_alias,
                         state_dir=search_settings.state_dir, image_root=catalog_dir)
-    url, server = _serve(create_app(settings, encoder=_FailingEncoder(encoder),
-                                    engine_options=EngineOptions(encoder_timeout_s=2.0)))
-    yield url
-    server.shutdown()
+    with served(create_app(settings, encoder=_FailingEncoder(encoder),
+                           engine_options=EngineOptions(encoder_timeout_s=2.0))) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -18,16 +18,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from werkzeug.serving import make_server
 
 from mmsearch.config import Settings
 from query_service.app import create_app
+from tests.live.serving import served
 
 JS_DIR = Path(__file__).parent / "js"
 LOCK = JS_DIR / "package-lock.json"
@@ -65,14 +64,8 @@ def js_deps() -> Path:
 
 @pytest.fixture(scope="module")
 def service_url(search_index: str, search_settings: Settings, encoder: Any) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, create_app(search_settings, encoder=encoder), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+    with served(create_app(search_settings, encoder=encoder)) as url:
+        yield url
 
 
 @pytest.mark.parametrize("test_file", sorted(p.name for p in JS_DIR.glob("*.test.mjs")))

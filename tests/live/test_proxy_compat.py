@@ -9,34 +9,24 @@ nothing reaches the cluster.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 from mmsearch.config import Settings
 from query_service.app import create_app
+from tests.live.serving import served
 
 ALIAS = "qs-live"
 SEARCH_FIELDS = ["title^3", "category_path^2", "search_text"]  # RankingConfig's default field boosts
 
 
-def _serve(app: Any) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-
-
 @pytest.fixture(scope="module")
 def service_url(search_index: str, search_settings: Settings, encoder: Any) -> Iterator[str]:
-    yield from _serve(create_app(search_settings, encoder=encoder))
+    with served(create_app(search_settings, encoder=encoder)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +158,7 @@ def test_an_index_named_in_proxy_indices_is_forwarded_never_fused(es: Any, searc
     es.index(index="qs-other-team", id="1", document={"title": "blue shirt"}, refresh=True)
     settings = Settings(es_hosts=search_settings.es_hosts, products_alias=ALIAS, state_dir=search_settings.state_dir,
                         proxy_indices=("qs-other-team",))
-    for url in _serve(create_app(settings, encoder=encoder)):
+    with served(create_app(settings, encoder=encoder)) as url:
         client = Elasticsearch(url)
         answer = client.search(index="qs-other-team", query={"match": {"title": "blue shirt"}})
         assert _ids(answer) == ["1"] and "_hybrid" not in answer

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -13,13 +12,13 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
-from werkzeug.serving import make_server
 
 from mmsearch.capabilities import detect_capabilities
 from mmsearch.config import Settings
 from mmsearch.gateway import ElasticsearchGateway
 from query_service import queries
 from query_service.app import create_app
+from tests.live.serving import served
 from query_service.engine import EngineOptions, SearchEngine
 from query_service.fusion import COMBINATIONS, NORMALIZATIONS
 from query_service.ranking import RankingConfig, SearchRequest
@@ -287,11 +286,8 @@ def test_readyz_checks_model_identity(client: Any, search_index: str, search_set
 
 @pytest.fixture()
 def service_url(search_index: str, search_settings: Settings, encoder: Any) -> Any:
-    server = make_server("127.0.0.1", 0, create_app(search_settings, encoder=encoder), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with served(create_app(search_settings, encoder=encoder)) as url:
+        yield url
 
 
 def test_drop_in_proxy_with_the_official_client(service_url: str, es: Any) -> None:

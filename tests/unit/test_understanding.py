@@ -230,3 +230,32 @@ def test_the_deletion_index_finds_what_comparing_with_every_known_word_finds(par
     assert len(typos) > 50
     assert [parser.correct(t) for t in typos] == [brute_force(t) for t in typos]
     assert any(parser.correct(t) for t in typos)  # some are corrected, so the comparison means something
+
+
+def test_the_attribute_leg_scores_exactly_what_matches_says() -> None:
+    """The leg's unrolled checks agree with ``matches`` (lists, Unisex, missing fields) on random candidates."""
+    rng = np.random.default_rng(3)
+    values = {"article_type": ["Shirts", "Tshirts", "Jeans"], "base_colour": ["Black", "Red", "Navy Blue"],
+              "gender": ["Men", "Women", "Unisex"]}
+    parse = Understanding("q", {
+        "article_type": Attribute("article_type", ("Shirts", "Tshirts"), 0.7, "", "merged"),
+        "base_colour": Attribute("base_colour", ("Black",), 0.95, "", "vocabulary"),
+        "gender": Attribute("gender", ("Women",), 0.9, "", "synonym")})
+    sources: dict[str, dict[str, object]] = {}
+    for i in range(300):
+        doc: dict[str, object] = {}
+        for name, options in values.items():
+            pick = int(rng.integers(0, len(options) + 2))
+            if pick == len(options):
+                doc[name] = [options[int(rng.integers(0, len(options)))], options[int(rng.integers(0, len(options)))]]
+            elif pick < len(options):
+                doc[name] = options[pick]  # else: the field is missing
+        sources[str(i)] = doc
+    candidates = [str(i) for i in range(300)] + ["unknown"]
+    expected = sorted(((-sum(attributes.FIELD_WEIGHTS[a.field] * a.confidence for a in parse.attributes.values()
+                              if matches(sources.get(d, {}), a)), position, d)
+                       for position, d in enumerate(candidates)), key=lambda t: (t[0], t[1]))
+    reference = [(d, -score) for score, _, d in expected if score < 0]
+    got = attributes.attribute_leg(parse, candidates, sources)
+    assert [d for d, _ in got] == [d for d, _ in reference]
+    assert np.allclose([s for _, s in got], [s for _, s in reference])
