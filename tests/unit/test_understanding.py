@@ -80,7 +80,7 @@ def test_the_embedding_fallback_reads_a_type_only_with_a_clear_margin() -> None:
     vectors = {"Watches": np.array([1.0, 0.0, 0.0]), "Handbags": np.array([0.0, 1.0, 0.0]),
                "Jeans": np.array([0.0, 0.0, 1.0])}
     parser = QueryParser(VOCABULARY, type_vectors=vectors)
-    guess = parser.parse("chronograph", np.array([0.9, 0.1, 0.0])).attributes["article_type"]
+    guess = parser.parse("horologe", np.array([0.9, 0.1, 0.0])).attributes["article_type"]
     assert guess.values == ("Watches",) and guess.source == "embedding" and guess.confidence <= 0.6
     assert "article_type" not in parser.parse("thing", np.array([0.5, 0.5, 0.0])).attributes  # a tie: no guess
     assert parser.parse("jeans", np.array([1.0, 0.0, 0.0])).attributes["article_type"].values == ("Jeans",)
