@@ -21,7 +21,7 @@ import photo_queries  # noqa: E402
 
 from indexer.catalog import catalog_or_default  # noqa: E402
 from mmsearch.config import Settings  # noqa: E402
-from onnx_models.catalog import SplitConfig, image_records  # noqa: E402
+from onnx_models.catalog import image_records  # noqa: E402
 from onnx_models.runtime import Encoder  # noqa: E402
 from query_service.engine import SearchEngine  # noqa: E402
 from query_service.ranking import RankingConfig, SearchRequest  # noqa: E402
@@ -34,7 +34,7 @@ def main() -> None:
     location = catalog_or_default(None)
     settings = Settings.load()
     encoder = Encoder.load(settings.model_dir)
-    split = SplitConfig(**{k: v for k, v in encoder.manifest["training"]["data"]["split"].items() if k != "by"})
+    split = photo_queries.package_split(encoder)
     engine = SearchEngine(settings.es_client(), encoder, settings)
     colour = {str(r["id"]): str(r.get("base_colour") or "") for r in image_records(location)}
     ranking = RankingConfig().with_overrides({"legs": {"image_image": 1.0}, "understanding": False})

@@ -45,6 +45,11 @@ def half_of(product_id: str) -> str:
     return "tune" if hashlib.sha256(f"photo-half:{product_id}".encode()).digest()[0] % 2 == 0 else "test"
 
 
+def package_split(encoder: Encoder) -> SplitConfig:
+    """The train/val/test split the package was trained with (its manifest's ``training.data.split``)."""
+    return SplitConfig(**{k: v for k, v in encoder.manifest["training"]["data"]["split"].items() if k != "by"})
+
+
 def held_out(location: Any, split: SplitConfig, half: str) -> list[dict[str, Any]]:
     return [r for r in split_records(image_records(location), split)["test"] if half_of(str(r["id"])) == half]
 
@@ -92,7 +97,7 @@ def main() -> None:
     location = catalog_or_default(args.catalog)
     settings = Settings.load()
     encoder = Encoder.load(settings.model_dir)
-    split = SplitConfig(**{k: v for k, v in encoder.manifest["training"]["data"]["split"].items() if k != "by"})
+    split = package_split(encoder)
     engine = SearchEngine(settings.es_client(), encoder, settings)
     records = image_records(location)
     labels = {str(r["id"]): (str(r.get("article_type") or ""), str(r.get("base_colour") or "")) for r in records}

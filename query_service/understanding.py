@@ -190,8 +190,10 @@ class QueryParser:
         classifiers the type closest to its vector (zero-shot against the type vectors)."""
         attributes = self.read_words(text)
         for name in PHOTO_FIELDS:
+            if name in attributes:
+                continue  # the words named it
             guess = photo_attribute(name, (photo or {}).get(name, ()), self.vocabulary.get(name, frozenset()))
-            if name not in attributes and guess is not None:
+            if guess is not None:
                 attributes[name] = guess
         if "article_type" not in attributes:
             guess = self.type_by_embedding(image_vector, IMAGE_MARGIN, "photo-embedding") \
@@ -307,10 +309,18 @@ def edit_distance(a: str, b: str, limit: int) -> int:
     return min(previous[-1], limit)
 
 
+def accepted_values(attribute: Attribute) -> frozenset[str]:
+    """The document values that agree with an attribute: its own, and Unisex for a gender (it fits every one)."""
+    return frozenset(attribute.values) | ({"Unisex"} if attribute.field == "gender" else frozenset())
+
+
+def value_agrees(value: Any, accepted: frozenset[str]) -> bool:
+    """A document's field value (one value or a list of them) agrees when any of its values is accepted."""
+    if isinstance(value, list):
+        return not accepted.isdisjoint(value)
+    return value in accepted
+
+
 def matches(source: Mapping[str, Any], attribute: Attribute) -> bool:
     """Does a document's value (``_source`` or doc values) agree with the attribute? Unisex fits every gender."""
-    value = source.get(attribute.field)
-    values = value if isinstance(value, list) else [value]
-    if attribute.field == "gender" and "Unisex" in values:
-        return True
-    return any(v in attribute.values for v in values)
+    return value_agrees(source.get(attribute.field), accepted_values(attribute))
