@@ -29,6 +29,10 @@ class ServiceLimits:
             raise ValueError("need 0 < max_image_bytes <= max_body_bytes")
 
 
+#: A string holding something besides whitespace (``str.strip`` leaves it non-empty).
+NON_BLANK = r"\S"
+TEXT_OR_IMAGE_MESSAGE = "give a text query, an image, or both"
+
 SEARCH_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -47,6 +51,10 @@ SEARCH_SCHEMA: dict[str, Any] = {
         "session_id": {"type": "string", "maxLength": 200},
         "ranking": {"type": "object", "description": "RankingConfig overrides (method, legs, weights, ...)"},
     },
+    # The "text or image" rule of SearchRequest, in the schema so that the OpenAPI document says it too:
+    # a text with a non-blank character (the service strips it), or a non-empty image.
+    "anyOf": [{"required": ["text"], "properties": {"text": {"pattern": NON_BLANK}}},
+              {"required": ["image_base64"], "properties": {"image_base64": {"minLength": 1}}}],
 }
 
 
@@ -56,42 +64,10 @@ _SEARCH_VALIDATOR = jsonschema.Draft202012Validator(SEARCH_SCHEMA)
 
 
 def openapi_document() -> dict[str, Any]:
-    hit = {"type": "object", "properties": {"_id": {"type": "string"}, "_score": {"type": "number"},
-                                             "_source": {"type": "object"}, "breakdown": {"type": "object"}}}
-    response = {"type": "object", "properties": {
-        "variant": {"type": "string"}, "total": {"type": "integer"}, "hits": {"type": "array", "items": hit},
-        "facets": {"type": "object"}, "took_ms": {"type": "object"}, "degraded": {"type": "array"}}}
-    error = {"type": "object", "properties": {"error": {"type": "string"}, "message": {"type": "string"}}}
-    search_responses = {"200": {"description": "fused hits", "content": {"application/json": {"schema": response}}},
-                        "400": {"description": "invalid request", "content": {"application/json": {"schema": error}}},
-                        "413": {"description": "body or image too large"},
-                        "503": {"description": "Elasticsearch unavailable (Retry-After set)"}}
-    return {
-        "openapi": "3.0.3",
-        "info": {"title": "mmsearch query service", "version": "1"},
-        "paths": {
-            "/search": {
-                "post": {"requestBody": {"content": {
-                    "application/json": {"schema": SEARCH_SCHEMA},
-                    "multipart/form-data": {"schema": {"type": "object", "properties": {
-                        "image": {"type": "string", "format": "binary"}, "text": {"type": "string"},
-                        "size": {"type": "integer"}, "filters": {"type": "string", "description": "JSON object"}}}}}},
-                    "responses": search_responses},
-                "get": {"parameters": [{"name": n, "in": "query", "schema": {"type": t}} for n, t in
-                                       (("q", "string"), ("size", "integer"), ("from", "integer"),
-                                        ("facets", "string"), ("negative", "string"),
-                                        ("explain", "boolean"), ("understand", "boolean"))],
-                        "responses": search_responses},
-            },
-            "/{index}/_search": {"post": {"description": "Elasticsearch-compatible drop-in search (hybrid)",
-                                          "responses": {"200": {"description": "Elasticsearch-shaped response"}}}},
-            "/events": {"post": {"description": "click / add_to_cart / purchase events",
-                                 "responses": {"202": {"description": "accepted"}}}},
-            "/healthz": {"get": {"responses": {"200": {"description": "alive"}}}},
-            "/readyz": {"get": {"responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},
-            "/metrics": {"get": {"responses": {"200": {"description": "Prometheus metrics"}}}},
-        },
-    }
+    """The service's OpenAPI document (built in ``query_service.openapi``; kept here for existing callers)."""
+    from query_service.openapi import openapi_document as build  # imports this module: a late import
+
+    return build()
 
 
 def _int(value: Any, name: str) -> int:
@@ -122,6 +98,8 @@ def from_json(body: Any, limits: ServiceLimits) -> tuple[SearchRequest, dict[str
     try:
         _SEARCH_VALIDATOR.validate(dict(body))
     except jsonschema.ValidationError as exc:
+        if exc.validator == "anyOf" and not exc.absolute_path:
+            raise RequestValidationError(TEXT_OR_IMAGE_MESSAGE) from None
         where = "/".join(str(p) for p in exc.absolute_path) or "(body)"
         raise RequestValidationError(f"invalid request at {where}: {exc.message}") from None
     image = decode_base64_image(body["image_base64"], limits) if body.get("image_base64") else None
@@ -130,7 +108,22 @@ def from_json(body: Any, limits: ServiceLimits) -> tuple[SearchRequest, dict[str
                             facets=tuple(body.get("facets") or ()), text_weight=body.get("text_weight", 1.0),
                             image_weight=body.get("image_weight", 1.0), explain=body.get("explain", True),
                             unit_id=body.get("user_id") or body.get("session_id"))
+    require_a_weighted_modality(request)
     return request, dict(body.get("ranking") or {}), request.unit_id
+
+
+def require_a_weighted_modality(request: SearchRequest) -> None:
+    """A 400 when the modality weights zero out every part of the query the client sent.
+
+    Otherwise no leg is left to run, which the engine could only answer as a failure
+    (issue 15: ``text_weight: 0, image_weight: 0`` used to end as a 503 "no leg can answer").
+    """
+    weights = {"text": request.text_weight, "image": request.image_weight}
+    if not any(weights[modality] > 0 for modality in request.modalities):
+        raise RequestValidationError("the weights leave no leg to answer: give text_weight (for text) or "
+                                     "image_weight (for an image) a value above 0",
+                                     text_weight=request.text_weight, image_weight=request.image_weight,
+                                     sent=sorted(request.modalities))
 
 
 def from_form(form: Mapping[str, str], image: bytes | None) -> tuple[SearchRequest, dict[str, Any], str | None]:

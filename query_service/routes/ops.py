@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from query_service import validation
+from query_service import openapi as openapi_spec
 from query_service.service import context
 
 blueprint = Blueprint("ops", __name__)
@@ -30,4 +30,4 @@ def metrics_endpoint() -> Response:
 
 @blueprint.get("/openapi.json")
 def openapi() -> Response:
-    return jsonify(validation.openapi_document())
+    return jsonify(openapi_spec.openapi_document())

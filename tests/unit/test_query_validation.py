@@ -93,6 +93,37 @@ def test_from_json_checks_content_after_the_schema() -> None:
         from_json({"text": "x", "filters": {"price": 3}}, LIMITS)
 
 
+@pytest.mark.parametrize("body", [{}, {"size": 3}, {"text": ""}, {"text": " \n "}, {"image_base64": ""},
+                                  {"text": "  ", "image_base64": ""}])
+def test_a_body_without_text_or_image_gets_the_rules_message(body: dict) -> None:
+    # The rule is in SEARCH_SCHEMA (so the OpenAPI document says it); its failure reads as SearchRequest's.
+    with pytest.raises(RequestValidationError) as info:
+        from_json(body, LIMITS)
+    assert info.value.message == "give a text query, an image, or both"
+
+
+@pytest.mark.parametrize("body", [
+    {"text": "x", "text_weight": 0, "image_weight": 0},  # issue 15: was a 503 "no leg can answer"
+    {"text": "x", "text_weight": 0},
+    {"text": "x", "text_weight": 0.0, "image_weight": 5},  # the image weight has no image to weigh
+    {"image_base64": base64.b64encode(PNG).decode(), "image_weight": 0},
+    {"text": "x", "image_base64": base64.b64encode(PNG).decode(), "text_weight": 0, "image_weight": 0},
+])
+def test_weights_that_leave_no_leg_are_a_400(body: dict) -> None:
+    with pytest.raises(RequestValidationError) as info:
+        from_json(body, LIMITS)
+    assert info.value.http_status == 400
+    assert info.value.message.startswith("the weights leave no leg to answer")
+    assert info.value.context["text_weight"] == body.get("text_weight", 1.0)
+
+
+def test_one_weighted_modality_is_enough() -> None:
+    image = base64.b64encode(PNG).decode()
+    assert from_json({"text": "x", "image_base64": image, "text_weight": 0}, LIMITS)[0].image_weight == 1.0
+    assert from_json({"text": "x", "image_base64": image, "image_weight": 0}, LIMITS)[0].text == "x"
+    assert from_json({"text": "x", "image_weight": 0}, LIMITS)[0].text_weight == 1.0
+
+
 def test_schema_refuses_unknown_keys() -> None:
     assert SEARCH_SCHEMA["additionalProperties"] is False
 
@@ -221,7 +252,8 @@ def test_openapi_document_serves_the_same_schema() -> None:
     doc = openapi_document()
     assert doc["openapi"].startswith("3.")
     post = doc["paths"]["/search"]["post"]
-    assert post["requestBody"]["content"]["application/json"]["schema"] is SEARCH_SCHEMA
-    assert set(post["responses"]) == {"200", "400", "413", "503"}
+    assert post["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/SearchBody"}
+    assert doc["components"]["schemas"]["SearchBody"] is SEARCH_SCHEMA
+    assert set(post["responses"]) == {"200", "400", "413", "429", "502", "503"}
     assert {p["name"] for p in doc["paths"]["/search"]["get"]["parameters"]} >= {"q", "size", "from", "facets"}
     assert {"/healthz", "/readyz", "/metrics", "/{index}/_search", "/events"} <= set(doc["paths"])
