@@ -23,6 +23,11 @@ from mmsearch.exceptions import ConfigError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_DIR = PROJECT_ROOT / ".state"
 
+#: Per client address and route: a shopper typing and paging stays far below (a results page is one
+#: /search and ~24 /photos requests), a scraper or a retry loop does not.
+DEFAULT_RATE_LIMIT = "50/second;1000/minute"
+DEFAULT_RATE_LIMIT_STORAGE = "memory://"
+
 # ES index names: lowercase, no spaces or \ / * ? " < > | , # : and not starting with - _ +
 _INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,254}$")
 
@@ -44,7 +49,19 @@ ENV_VARS: dict[str, str] = {
     "MMSEARCH_PROXY_INDICES": "proxy_indices",
     "MMSEARCH_ADMIN_TOKEN": "admin_token",
     "MMSEARCH_IMAGE_ROOT": "image_root",
+    "MMSEARCH_EVENTS_TOKEN": "events_token",
+    "MMSEARCH_EVENT_SECRET": "event_ticket_secret",
+    "MMSEARCH_METRICS_PUBLIC": "metrics_public",
+    "MMSEARCH_RATE_LIMIT": "rate_limit",
+    "MMSEARCH_RATE_LIMIT_STORAGE": "rate_limit_storage",
+    "MMSEARCH_TRUSTED_PROXIES": "trusted_proxies",
 }
+
+#: Secrets: kept out of repr (field(repr=False)) and masked by Settings.redacted().
+SECRET_SETTINGS = ("api_key", "password", "admin_token", "events_token", "event_ticket_secret",
+                   "rate_limit_storage")
+#: Shortest event ticket secret: it keys an HMAC that anyone can probe with forged tickets.
+MIN_EVENT_SECRET_CHARS = 16
 
 
 @dataclass(frozen=True)
@@ -52,9 +69,9 @@ class Settings:
     """Everything needed to talk to Elasticsearch and find the model."""
 
     es_hosts: tuple[str, ...] = ("http://127.0.0.1:9200",)
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     ca_certs: str | None = None
     verify_certs: bool = True
     request_timeout_s: float = 30.0
@@ -73,6 +90,25 @@ class Settings:
     #: Where the catalog's relative image paths resolve (the build's image_root): the only directory
     #: the pages' /photos route serves from. None: the shared catalog (default_catalog_dir).
     image_root: Path | None = None
+    #: Bearer token a storefront backend sends with its ``POST /events``. Kept out of repr.
+    events_token: str | None = field(default=None, repr=False)
+    #: Key of the per-query event tickets that ``/search`` hands the built-in page (its click
+    #: beacons cannot hold a server token). None: derived from events_token; both None: /events is 403.
+    event_ticket_secret: str | None = field(default=None, repr=False)
+    #: True: ``/metrics`` answers anyone (a private network's Prometheus, no credentials); False: it
+    #: needs the admin token. Public by default: it holds only counters and latencies with bounded
+    #: labels (endpoints, statuses, legs, variant names), no query, id, index content or secret.
+    metrics_public: bool = True
+    #: Per-client request limits of the shopper-facing routes, in the ``limits`` library's notation
+    #: ("50/second;1000/minute"), or "off". Each route has its own budget per client address.
+    rate_limit: str = DEFAULT_RATE_LIMIT
+    #: Where the counts live: "memory://" is per gunicorn worker (a client may get workers x the
+    #: limit); a shared storage (redis://host:6379) makes it one limit. Kept out of repr: a storage
+    #: URI may carry a password.
+    rate_limit_storage: str = field(default=DEFAULT_RATE_LIMIT_STORAGE, repr=False)
+    #: How many proxies in front of the service append to X-Forwarded-For (0: the socket's peer is the
+    #: client; never trust the header then, any client could name itself anyone).
+    trusted_proxies: int = 0
 
     def __post_init__(self) -> None:
         hosts = self.es_hosts
@@ -120,6 +156,46 @@ class Settings:
         if self.image_root is not None:
             object.__setattr__(self, "image_root", Path(self.image_root))
         object.__setattr__(self, "state_dir", Path(self.state_dir))
+        self._validate_access_settings()
+
+    def _validate_access_settings(self) -> None:
+        """Tokens, rate limits and proxies: a typo fails at start-up, not as an open or closed door later."""
+        for name in ("admin_token", "events_token", "event_ticket_secret"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or value != value.strip() or not value):
+                raise ConfigError("tokens are non-empty strings without surrounding spaces", setting=name)
+        if self.event_ticket_secret is not None and len(self.event_ticket_secret) < MIN_EVENT_SECRET_CHARS:
+            raise ConfigError(f"event_ticket_secret needs at least {MIN_EVENT_SECRET_CHARS} characters",
+                              setting="event_ticket_secret")
+        if not isinstance(self.metrics_public, bool):
+            raise ConfigError("metrics_public must be true or false", setting="metrics_public")
+        if not isinstance(self.trusted_proxies, int) or isinstance(self.trusted_proxies, bool) \
+                or not 0 <= self.trusted_proxies <= 10:
+            raise ConfigError("trusted_proxies is a count of proxies in [0, 10]", setting="trusted_proxies",
+                              value=str(self.trusted_proxies))
+        object.__setattr__(self, "rate_limit", str(self.rate_limit).strip())
+        # The defaults are known good; importing ``limits`` (~70 ms) is left to the settings that need it,
+        # so that every CLI command does not pay for it.
+        if self.rate_limit_enabled and self.rate_limit != DEFAULT_RATE_LIMIT:
+            from limits import parse_many
+
+            try:
+                parse_many(self.rate_limit)
+            except ValueError as exc:
+                raise ConfigError("rate_limit is like '50/second;1000/minute' or 'off'", setting="rate_limit",
+                                  value=self.rate_limit) from exc
+        if self.rate_limit_storage != DEFAULT_RATE_LIMIT_STORAGE:
+            from limits.storage import SCHEMES
+
+            scheme = str(self.rate_limit_storage).partition("://")[0]
+            if "://" not in str(self.rate_limit_storage) or scheme not in SCHEMES or scheme.startswith("async+"):
+                # The value itself is not echoed: it may carry a password.
+                raise ConfigError("rate_limit_storage is a storage URI such as memory:// or redis://host:6379",
+                                  setting="rate_limit_storage", scheme=scheme[:40])
+
+    @property
+    def rate_limit_enabled(self) -> bool:
+        return self.rate_limit.lower() != "off"
 
     # -- construction -----------------------------------------------------------------
 
@@ -172,8 +248,8 @@ class Settings:
     def redacted(self) -> dict[str, Any]:
         """Settings for logs and ``status`` output, with secrets masked."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
-        for secret in ("api_key", "password", "admin_token"):
-            if out[secret]:
+        for secret in SECRET_SETTINGS:
+            if out[secret] and not (secret == "rate_limit_storage" and out[secret] == DEFAULT_RATE_LIMIT_STORAGE):
                 out[secret] = "***"
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in out.items()}
 
@@ -213,11 +289,18 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     for name in ("es_hosts", "proxy_indices"):
         if isinstance(out.get(name), list):
             out[name] = tuple(out[name])
-    if isinstance(out.get("verify_certs"), str):
-        text = out["verify_certs"].strip().lower()
-        if text not in ("true", "false", "1", "0", "yes", "no"):
-            raise ConfigError("verify_certs must be true or false", setting="verify_certs", value=text)
-        out["verify_certs"] = text in ("true", "1", "yes")
+    for name in ("verify_certs", "metrics_public"):
+        if isinstance(out.get(name), str):
+            text = out[name].strip().lower()
+            if text not in ("true", "false", "1", "0", "yes", "no"):
+                raise ConfigError(f"{name} must be true or false", setting=name, value=text)
+            out[name] = text in ("true", "1", "yes")
+    if isinstance(out.get("trusted_proxies"), str):
+        try:
+            out["trusted_proxies"] = int(out["trusted_proxies"])
+        except ValueError as exc:
+            raise ConfigError("trusted_proxies must be a whole number", setting="trusted_proxies",
+                              value=out["trusted_proxies"]) from exc
     if isinstance(out.get("request_timeout_s"), str):
         try:
             out["request_timeout_s"] = float(out["request_timeout_s"])

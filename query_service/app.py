@@ -6,21 +6,31 @@ registers the blueprints (``query_service.routes``: search, proxy, ops; events
 when an event logger is given). Every error leaves as JSON: our own errors with
 their HTTP status (and ``Retry-After`` on 503), in Elasticsearch's error shape on
 the proxy's routes, anything unexpected as a generic 500 that is logged, never shown.
+
+Access (docs/query_service.md, "Authentication and rate limits"): the admin and events
+surfaces check their credentials (``query_service.auth``); every other route but the
+operations probes is rate limited per client address (Flask-Limiter), 429 with ``Retry-After``.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
+from flask_limiter import Limiter, RequestLimit
+from flask_limiter.errors import RateLimitExceeded
+from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from mmsearch import retries
 from mmsearch.exceptions import MMSearchError, PayloadTooLargeError
 from mmsearch.gateway import as_gateway
 from query_service import proxy
+from query_service.auth import require_admin
 from query_service.engine import EngineOptions, SearchEngine
 from query_service.jsonio import OrjsonProvider, dumps_bytes
 from query_service.metrics import ServiceMetrics
@@ -62,9 +72,40 @@ def create_app(settings: Any, *, es: Any = None, encoder: Any = None, experiment
     app.register_blueprint(pages.blueprint)  # before the proxy: GET / is the search page for browsers
     app.register_blueprint(photos.blueprint)
     app.register_blueprint(proxy_routes.blueprint)  # last: its catch-all route must not shadow the others
+    if not getattr(settings, "metrics_public", True):
+        app.view_functions["ops.metrics_endpoint"] = require_admin(app.view_functions["ops.metrics_endpoint"])
     _register_error_handlers(app)
     _register_request_metrics(app)
+    _install_rate_limits(app, settings)
     return app
+
+
+#: Never rate limited: probes and scrapes come from the platform (load balancer, kubelet, Prometheus)
+#: at a fixed pace, and a throttled readiness probe would take a healthy worker out of service.
+UNLIMITED_ENDPOINTS = ("ops.healthz", "ops.readyz", "ops.metrics_endpoint")
+
+
+def _install_rate_limits(app: Flask, settings: Any) -> None:
+    """Per client address and route, from ``settings.rate_limit`` (off: no limiter at all)."""
+    trusted_proxies = int(getattr(settings, "trusted_proxies", 0) or 0)
+    if trusted_proxies:
+        # Only then is X-Forwarded-For believed: its last ``trusted_proxies`` entries were written
+        # by our own proxies; without them any client could name itself anyone, and dodge its limit.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=trusted_proxies)  # type: ignore[method-assign]
+    rate_limit = str(getattr(settings, "rate_limit", "off"))
+    if rate_limit.strip().lower() == "off":
+        return
+
+    def remember_reset(limit: RequestLimit) -> None:
+        g.rate_limit_reset_at = limit.reset_at
+
+    limiter = Limiter(get_remote_address, app=app, default_limits=[rate_limit],
+                      storage_uri=getattr(settings, "rate_limit_storage", "memory://"), on_breach=remember_reset,
+                      # A storage outage (redis down) must not take search down with it: the request
+                      # passes unlimited and flask-limiter logs the failure.
+                      swallow_errors=True)
+    for endpoint in UNLIMITED_ENDPOINTS:
+        limiter.exempt(app.view_functions[endpoint])
 
 
 def _detect_capabilities(gateway: Any) -> Any:
@@ -101,6 +142,22 @@ def _error_response(error: MMSearchError) -> Response:
     return response
 
 
+def _rate_limited_response(limit: str) -> Response:
+    """429 in the route's error shape (Elasticsearch's on the proxy), with when to come back."""
+    retry_after = max(1, math.ceil(g.get("rate_limit_reset_at", time.time() + 1) - time.time()))
+    message = f"rate limit exceeded ({limit} per client); retry after {retry_after} s"
+    if _is_proxy():
+        # The type Elasticsearch itself answers 429 with: its clients know to back off on it.
+        body = proxy.es_error(429, "es_rejected_execution_exception", message)
+        response = Response(dumps_bytes(body), 429, mimetype="application/json",
+                            headers=proxy_routes.ES_PRODUCT_HEADER)
+    else:
+        response = jsonify({"error": "TooManyRequests", "message": message})
+        response.status_code = 429
+    response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
 def _register_error_handlers(app: Flask) -> None:
     metrics: ServiceMetrics = app.extensions["mmsearch"].metrics
 
@@ -113,6 +170,10 @@ def _register_error_handlers(app: Flask) -> None:
     def _too_large(_: RequestEntityTooLarge) -> Response:
         limit = app.config["MAX_CONTENT_LENGTH"]
         return _error_response(PayloadTooLargeError("request body is larger than the limit", limit_bytes=limit))
+
+    @app.errorhandler(RateLimitExceeded)
+    def _rate_limited(error: RateLimitExceeded) -> Response:
+        return _rate_limited_response(str(error.description))
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response:

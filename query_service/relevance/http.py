@@ -1,23 +1,32 @@
-"""``POST /events``: clicks, add-to-cart and purchases, validated, then buffered for ES."""
+"""``POST /events``: clicks, add-to-cart and purchases, authenticated, validated, then buffered for ES.
+
+Credentials (``query_service.auth.check_events``): the events bearer token, or a ``ticket`` per
+event (the ``event_ticket`` that ``/search`` answered with the event's ``query_id``). The
+ticket is checked, then dropped: it is a credential, not event data.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, jsonify, request
 
 from mmsearch.exceptions import RequestValidationError
+from query_service import auth
+from query_service.service import context
 
 EVENT_TYPES = ("click", "add_to_cart", "purchase")
 MAX_EVENTS_PER_REQUEST = 500
-_STRING_FIELDS = ("query_id", "doc_id", "unit_id", "experiment_id", "variant", "team")
+#: ``ticket``: the event ticket of the event's query_id (query_service.auth), not stored.
+EVENT_STRING_FIELDS = ("query_id", "doc_id", "unit_id", "experiment_id", "variant", "team", "ticket")
 
 
 def validate_event(event: Any) -> dict[str, Any]:
     if not isinstance(event, Mapping):
         raise RequestValidationError("each event must be an object")
-    unknown = set(event) - {"type", "position", "ts", *_STRING_FIELDS}
+    unknown = set(event) - {"type", "position", "ts", *EVENT_STRING_FIELDS}
     if unknown:
         raise RequestValidationError("unknown event fields", unknown=sorted(unknown))
     if event.get("type") not in EVENT_TYPES:
@@ -25,7 +34,7 @@ def validate_event(event: Any) -> dict[str, Any]:
     for name in ("query_id", "doc_id"):
         if not isinstance(event.get(name), str) or not event[name] or len(event[name]) > 200:
             raise RequestValidationError(f"{name} is required (a string of at most 200 chars)")
-    for name in _STRING_FIELDS:
+    for name in EVENT_STRING_FIELDS:
         if name in event and event[name] is not None and (not isinstance(event[name], str) or len(event[name]) > 200):
             raise RequestValidationError(f"{name} must be a string of at most 200 chars")
     position = event.get("position")
@@ -39,6 +48,15 @@ def events_blueprint(event_logger: Any) -> Blueprint:
 
     @blueprint.post("/events")
     def post_events() -> Any:
+        settings = context().settings
+        header, now = request.headers.get("Authorization"), time.time()
+        events_token = getattr(settings, "events_token", None)
+        ticket_key = auth.event_ticket_key(getattr(settings, "event_ticket_secret", None), events_token)
+        # Unconfigured, or a bearer token: judged before the body is read (a wrong token is 401, not a 400).
+        if auth.bearer_token(header) is not None or (not events_token and ticket_key is None):
+            denied = auth.check_events(header, (), events_token, ticket_key, now)
+            if denied is not None:
+                return auth.refusal(*denied, "events")
         body = request.get_json(silent=True)
         events = body if isinstance(body, list) else [body]
         if body is None or not events:
@@ -46,7 +64,11 @@ def events_blueprint(event_logger: Any) -> Blueprint:
         if len(events) > MAX_EVENTS_PER_REQUEST:
             raise RequestValidationError(f"at most {MAX_EVENTS_PER_REQUEST} events per request")
         clean = [validate_event(e) for e in events]  # all or nothing: no half-accepted batches
+        denied = auth.check_events(header, clean, events_token, ticket_key, now)
+        if denied is not None:
+            return auth.refusal(*denied, "events")
         for event in clean:
+            event.pop("ticket", None)
             event_logger.log_event(event)
         response = jsonify({"accepted": len(clean)})
         response.status_code = 202

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 from flask import Blueprint, Response, g, jsonify, request
 
 from mmsearch.exceptions import PayloadTooLargeError, RequestValidationError
-from query_service import validation
+from query_service import auth, validation
 from query_service.metrics import CLIENT_DEFINED_VARIANT
 from query_service.service import context
 
@@ -36,4 +38,12 @@ def search() -> Response:
     # a ranking the client defined in the body is counted as one label, whatever its name.
     g.variant_label = CLIENT_DEFINED_VARIANT if overrides else result["variant"]
     ctx.metrics.observe_search(result, g.variant_label)
+    ticket_key = _event_ticket_key(ctx.settings) if ctx.service.event_logger is not None else None
+    if ticket_key is not None:  # lets the shopper's browser report events on these results (auth.py)
+        result["event_ticket"] = auth.make_event_ticket(ticket_key, result["query_id"], time.time())
     return jsonify(result)
+
+
+def _event_ticket_key(settings: object) -> bytes | None:
+    return auth.event_ticket_key(getattr(settings, "event_ticket_secret", None),
+                                 getattr(settings, "events_token", None))

@@ -90,6 +90,65 @@ def test_bad_files_give_clear_errors(tmp_path: Path) -> None:
 
 
 def test_redacted_hides_secrets() -> None:
-    shown = Settings(username="u", password="secret").redacted()
+    # A value no field name contains ("event_ticket_secret" holds the word "secret").
+    shown = Settings(username="u", password="hunter2-pw").redacted()
     assert shown["password"] == "***"
-    assert "secret" not in json.dumps(shown)
+    assert "hunter2-pw" not in json.dumps(shown)
+
+
+def test_access_settings_come_from_the_environment() -> None:
+    settings = Settings.load(environ={
+        "MMSEARCH_EVENTS_TOKEN": "ev-tok", "MMSEARCH_EVENT_SECRET": "s" * 16, "MMSEARCH_METRICS_PUBLIC": "false",
+        "MMSEARCH_RATE_LIMIT": "10/second", "MMSEARCH_RATE_LIMIT_STORAGE": "redis://:pw@cache:6379",
+        "MMSEARCH_TRUSTED_PROXIES": "2"})
+    assert (settings.events_token, settings.event_ticket_secret) == ("ev-tok", "s" * 16)
+    assert settings.metrics_public is False and settings.trusted_proxies == 2
+    assert settings.rate_limit == "10/second" and settings.rate_limit_storage == "redis://:pw@cache:6379"
+    defaults = Settings.load(environ={})
+    assert defaults.metrics_public is True and defaults.trusted_proxies == 0 and defaults.rate_limit_enabled
+    assert defaults.rate_limit_storage == "memory://" and defaults.redacted()["rate_limit_storage"] == "memory://"
+    assert not Settings(rate_limit="OFF").rate_limit_enabled
+
+
+def test_every_secret_is_out_of_repr_and_masked_when_redacted() -> None:
+    secrets = {"api_key": "apikey-1", "admin_token": "admin-1", "events_token": "events-1",
+               "event_ticket_secret": "ticket-secret-1-16ch", "rate_limit_storage": "redis://:storepw-1@cache:6379"}
+    for settings in (Settings(**secrets), Settings(username="u", password="password-1")):
+        shown = json.dumps(settings.redacted())
+        for value in (*secrets.values(), "password-1", "storepw-1"):
+            assert value not in repr(settings) and value not in str(settings) and value not in shown
+
+
+@pytest.mark.parametrize(("kwargs", "setting"), [
+    ({"rate_limit": "50/sec0nd"}, "rate_limit"),
+    ({"rate_limit": "lots"}, "rate_limit"),
+    ({"rate_limit_storage": "redis"}, "rate_limit_storage"),
+    ({"rate_limit_storage": "postgres://db"}, "rate_limit_storage"),
+    ({"rate_limit_storage": "async+redis://cache"}, "rate_limit_storage"),  # the sync app needs a sync storage
+    ({"trusted_proxies": -1}, "trusted_proxies"),
+    ({"trusted_proxies": 11}, "trusted_proxies"),
+    ({"event_ticket_secret": "short"}, "event_ticket_secret"),
+    ({"events_token": ""}, "events_token"),
+    ({"admin_token": "tok\n"}, "admin_token"),
+    ({"metrics_public": "yes"}, "metrics_public"),  # only the loader coerces strings
+])
+def test_invalid_access_settings_fail_at_start_up(kwargs: dict, setting: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings(**kwargs)
+    assert info.value.context["setting"] == setting
+
+
+def test_a_bad_storage_uri_is_not_echoed_in_the_error() -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings(rate_limit_storage="postgres://user:hunter2@db")
+    assert "hunter2" not in str(info.value) and "hunter2" not in json.dumps(info.value.to_dict())
+
+
+@pytest.mark.parametrize(("env", "setting"), [
+    ({"MMSEARCH_TRUSTED_PROXIES": "one"}, "trusted_proxies"),
+    ({"MMSEARCH_METRICS_PUBLIC": "maybe"}, "metrics_public"),
+])
+def test_unparsable_environment_values_name_the_setting(env: dict, setting: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.load(environ=env)
+    assert info.value.context["setting"] == setting

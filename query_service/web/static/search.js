@@ -209,8 +209,11 @@
 
   function logClick(hit, position, index) {
     const result = state.last;
-    if (!data.events || !result || !result.query_id) return;
-    const event = {type: "click", query_id: result.query_id, doc_id: hit._id, position, variant: result.variant, unit_id: unitId()};
+    // No ticket: the service has no events credential configured, and /events would refuse the click.
+    if (!data.events || !result || !result.query_id || !result.event_ticket) return;
+    // The ticket is this search's credential for /events (it cannot hold a server token).
+    const event = {type: "click", query_id: result.query_id, ticket: result.event_ticket, doc_id: hit._id, position,
+      variant: result.variant, unit_id: unitId()};
     if (result.experiment) event.experiment_id = result.experiment.id;
     if (result.teams && result.teams[index]) event.team = result.teams[index];
     // keepalive: the event still leaves if the shopper navigates away at once.
