@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mmsearch.exceptions import MMSearchError
+from mmsearch.exceptions import MMSearchError, NodeError
 
 # (module, attribute) of every stage's register(subparsers) function.
 _STAGE_GROUPS = (
@@ -57,13 +57,87 @@ def _register_node(subparsers: Any) -> None:
         cmd.add_argument("--version", help="Elasticsearch 9.x version")
         cmd.add_argument("--port", type=int, help="HTTP port (0 = any free port)")
         cmd.add_argument("--heap", default="1g")
-        cmd.add_argument("--secure", action="store_true", help="enable security with basic auth")
+        cmd.add_argument("--secure", action="store_true",
+                         help="enable security: HTTPS with the node's own CA, and a file-realm admin user")
         cmd.add_argument("--state-dir", type=Path)
         cmd.add_argument("--cache-dir", type=Path)
         cmd.add_argument("--java-home", type=Path, help="JDK >= 21 to run Elasticsearch with")
         cmd.set_defaults(handler=_run_node)
+    _register_credentials(node_sub)
     caps = subparsers.add_parser("capabilities", help="report the connected cluster's modules and features")
     caps.set_defaults(handler=_run_capabilities)
+
+
+def _add_role_arguments(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--role", required=True, choices=("service", "indexer"),
+                     help="service: read the product alias (+ append events); indexer: build/swap/rollback/"
+                          "status/prune its versions. The privileges and why: mmsearch/es_security.py")
+    cmd.add_argument("--alias", required=True, help="the products alias the credentials are limited to")
+    cmd.add_argument("--events-index", help="service only: also append to this events index (created now, "
+                                            "with the caller's rights, if missing)")
+    cmd.add_argument("--read-index", action="append", default=[],
+                     help="service only: another index the proxy may relay reads of (Settings.proxy_indices)")
+
+
+def _register_credentials(node_sub: Any) -> None:
+    creds = node_sub.add_parser(
+        "credentials", help="add a least-privilege file-realm user to the local secure node; prints its "
+                            "password once (the local node cannot store API keys)")
+    _add_role_arguments(creds)
+    creds.add_argument("--user", help="user name (default mmsearch-<role>-<alias>)")
+    creds.add_argument("--name", default="local", help="node name")
+    creds.add_argument("--state-dir", type=Path)
+    creds.set_defaults(handler=_run_credentials)
+    key = node_sub.add_parser(
+        "api-key", help="mint a least-privilege API key on the cluster the settings point at (MMSEARCH_ES_*, "
+                        "admin credentials); prints the encoded key once")
+    _add_role_arguments(key)
+    key.add_argument("--expiration", help="ES time unit, e.g. 90d (default: never expires)")
+    key.set_defaults(handler=_run_api_key)
+
+
+def _ensure_events_index(client: Any, events_index: str | None) -> None:
+    if events_index:
+        from mmsearch.es_security import ensure_index
+        from query_service.relevance.events import EVENTS_MAPPING
+
+        ensure_index(client, events_index, EVENTS_MAPPING)
+
+
+def _run_credentials(args: argparse.Namespace) -> int:
+    from mmsearch.config import Settings
+    from mmsearch.es_security import role_for, role_name
+    from mmsearch.esnode import LocalNode, NodeConfig
+
+    role = role_for(args.role, args.alias, args.events_index, args.read_index)
+    config = {"name": args.name, "secure": True, **({"state_dir": args.state_dir} if args.state_dir else {})}
+    node = LocalNode(NodeConfig(**config))
+    info = node.status()
+    if not info.running:
+        raise NodeError("the secure node is not running; start it with `mmsearch node start --secure`",
+                        name=args.name)
+    admin = Settings(es_hosts=(info.url,), username=info.username, password=info.password, ca_certs=info.ca_certs)
+    _ensure_events_index(admin.es_client(), args.events_index)
+    user = args.user or f"mmsearch-{args.role}-{args.alias}"
+    password = node.add_file_user(user, role_name(args.role, args.alias), role)
+    print_json({"url": info.url, "username": user, "password": password, "ca_certs": info.ca_certs,
+                "role": role_name(args.role, args.alias)})
+    print("# shown once; use MMSEARCH_ES_USERNAME / MMSEARCH_ES_PASSWORD / MMSEARCH_ES_CA_CERTS", file=sys.stderr)
+    return 0
+
+
+def _run_api_key(args: argparse.Namespace) -> int:
+    from mmsearch.config import Settings
+    from mmsearch.es_security import create_api_key, role_for, role_name
+
+    role = role_for(args.role, args.alias, args.events_index, args.read_index)
+    client = Settings.load(config_file=args.config).es_client()
+    _ensure_events_index(client, args.events_index)
+    name = role_name(args.role, args.alias)
+    key = create_api_key(client, name, {name: role}, args.expiration)
+    print_json({"id": key.id, "name": key.name, "encoded": key.encoded})
+    print("# shown once; use it as MMSEARCH_ES_API_KEY", file=sys.stderr)
+    return 0
 
 
 def _run_node(args: argparse.Namespace) -> int:
@@ -74,8 +148,8 @@ def _run_node(args: argparse.Namespace) -> int:
     info = {"start": node.start, "stop": node.stop, "status": node.status}[args.node_command]()
     print_json(info.public())
     if args.node_command == "start" and info.secure:
-        print(f"# credentials: user {info.username}, password in {Path(info.node_dir) / 'node.json'}",
-              file=sys.stderr)
+        print(f"# credentials: user {info.username}, password in {Path(info.node_dir) / 'node.json'}; "
+              f"CA certificate {info.ca_certs} (MMSEARCH_ES_CA_CERTS)", file=sys.stderr)
     return 0 if args.node_command != "status" or info.running else 1
 
 

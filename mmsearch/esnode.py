@@ -20,12 +20,14 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
 import urllib.request
 import zipfile
 from base64 import b64encode
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from typing import Any
 from mmsearch import retries
 from mmsearch.config import DEFAULT_STATE_DIR
 from mmsearch.exceptions import NodeError, ToolMissingError
+from mmsearch.tls import TlsFiles, ensure_node_tls
 
 #: Where node dirs go when the state dir is private (see NodeConfig.es_root).
 FALLBACK_ROOT = Path("/var/lib/mmsearch-es")
@@ -114,6 +117,8 @@ class NodeInfo:
     username: str | None = None
     password: str | None = None
     java_home: str | None = None
+    #: PEM file of the CA that signed the node's HTTPS certificate (secure mode); clients pass it as ca_certs.
+    ca_certs: str | None = None
     running: bool = False
     reused: bool = False
     health: str | None = None
@@ -275,13 +280,29 @@ def _pid_alive(pid: int | None) -> bool:
 
 
 def http_get_json(url: str, username: str | None = None, password: str | None = None,
-                  timeout: float = 5.0) -> dict[str, Any]:
+                  timeout: float = 5.0, ca_certs: str | None = None) -> dict[str, Any]:
+    """GET a JSON body. ``https`` URLs are verified against ``ca_certs`` (else the system's CAs), never skipped."""
     request = urllib.request.Request(url)
     if username:
         token = b64encode(f"{username}:{password}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (loopback only)
+    context = ssl.create_default_context(cafile=ca_certs) if url.startswith("https:") else None
+    with urllib.request.urlopen(request, timeout=timeout, context=context) as response:  # noqa: S310 (loopback)
         return json.loads(response.read())
+
+
+def http_tls_settings(files: TlsFiles, conf_dir: Path) -> dict[str, str]:
+    """The ``elasticsearch.yml`` settings that serve HTTPS with ``files`` (paths relative to the config dir,
+    where ES may read them)."""
+    def relative(path: Path) -> str:
+        return str(path.relative_to(conf_dir))
+
+    return {
+        "xpack.security.http.ssl.enabled": "true",
+        "xpack.security.http.ssl.certificate": relative(files.node_cert),
+        "xpack.security.http.ssl.key": relative(files.node_key),
+        "xpack.security.http.ssl.certificate_authorities": relative(files.ca_cert),
+    }
 
 
 # --- the node ------------------------------------------------------------------------
@@ -312,7 +333,8 @@ class LocalNode:
 
     def _health(self, info: NodeInfo, timeout: float = 3.0) -> str | None:
         try:
-            body = http_get_json(f"{info.url}/_cluster/health", info.username, info.password, timeout)
+            body = http_get_json(f"{info.url}/_cluster/health", info.username, info.password, timeout,
+                                 ca_certs=info.ca_certs)
             return str(body.get("status"))
         except (OSError, ValueError, urllib.error.URLError):
             return None
@@ -364,10 +386,13 @@ class LocalNode:
             shutil.copytree(dist / "config", conf_dir)
 
         username = password = None
+        tls_files: TlsFiles | None = None
         if cfg.secure:
             username = ADMIN_USER
             password = (current.password if current.password else None) or os.environ.get(
                 "MMSEARCH_ES_PASSWORD") or secrets.token_urlsafe(18)
+            # Before the chown below: the service user must own (and alone read) the keys.
+            tls_files = ensure_node_tls(conf_dir / "certs", cfg.name)
 
         run_as_other = os.geteuid() == 0
         if run_as_other:
@@ -380,15 +405,9 @@ class LocalNode:
                     raise NodeError("the service user cannot reach the state dir; use a state dir under a "
                                     "world-traversable path", path=str(parent))
 
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "ES_JAVA_HOME": str(java_home),
-            "ES_PATH_CONF": str(conf_dir),
-            "ES_TMPDIR": str(tmp_dir),
-            "ES_JAVA_OPTS": f"-Xms{cfg.heap} -Xmx{cfg.heap}",
-        }
+        env = self._es_env(java_home)
         if cfg.secure:
-            self._write_file_realm_user(dist, env, username or "", password or "", run_as_other)
+            self._write_file_realm_user(dist, env, username or "", password or "", ["superuser"], run_as_other)
 
         settings = {
             "cluster.name": f"mmsearch-{cfg.name}",
@@ -401,10 +420,13 @@ class LocalNode:
             "path.logs": str(logs_dir),
             "xpack.security.enabled": "true" if cfg.secure else "false",
             "xpack.security.http.ssl.enabled": "false",
+            # Single node, transport bound to loopback: no other node to authenticate.
             "xpack.security.transport.ssl.enabled": "false",
             # A dev box disk is often >90% full; the watermarks would make every index read-only.
             "cluster.routing.allocation.disk.threshold_enabled": "false",
         }
+        if tls_files is not None:
+            settings.update(http_tls_settings(tls_files, conf_dir))
         pid_file = node_dir / "es.pid"
         pid_file.unlink(missing_ok=True)
         cmd = [str(dist / "bin" / "elasticsearch"), "-d", "-p", str(pid_file)]
@@ -418,9 +440,11 @@ class LocalNode:
             raise NodeError("Elasticsearch failed to start", exit_code=proc.returncode,
                             log_tail=_tail(stdout_log) or _tail(logs_dir / f"mmsearch-{cfg.name}.log"))
         pid = int(pid_file.read_text().strip()) if pid_file.is_file() else None
-        info = NodeInfo(name=cfg.name, url=f"http://127.0.0.1:{port}", port=port, pid=pid, version=cfg.version,
+        scheme = "https" if tls_files is not None else "http"
+        info = NodeInfo(name=cfg.name, url=f"{scheme}://127.0.0.1:{port}", port=port, pid=pid, version=cfg.version,
                         secure=cfg.secure, username=username, password=password, java_home=str(java_home),
-                        running=True, node_dir=str(node_dir))
+                        ca_certs=str(tls_files.ca_cert) if tls_files else None, running=True,
+                        node_dir=str(node_dir))
         self._save_info(info)
         return self._wait_ready(info, _proc_log=logs_dir / f"mmsearch-{cfg.name}.log")
 
@@ -443,16 +467,72 @@ class LocalNode:
 
     # -- internals ----------------------------------------------------------------------
 
+    def _es_env(self, java_home: Path) -> dict[str, str]:
+        node_dir = self.config.node_dir
+        return {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "ES_JAVA_HOME": str(java_home),
+            "ES_PATH_CONF": str(node_dir / "config"),
+            "ES_TMPDIR": str(node_dir / "tmp"),
+            "ES_JAVA_OPTS": f"-Xms{self.config.heap} -Xmx{self.config.heap}",
+        }
+
     def _write_file_realm_user(self, dist: Path, env: dict[str, str], username: str, password: str,
-                               run_as_other: bool) -> None:
+                               roles: list[str], run_as_other: bool) -> None:
         tool = [str(dist / "bin" / "elasticsearch-users")]
         if run_as_other:
             tool = ["runuser", "-u", self.config.run_as, "--", "env", *(f"{k}={v}" for k, v in env.items()), *tool]
         subprocess.run([*tool, "userdel", username], env=env, capture_output=True)
-        proc = subprocess.run([*tool, "useradd", username, "-p", password, "-r", "superuser"], env=env,
+        proc = subprocess.run([*tool, "useradd", username, "-p", password, "-r", ",".join(roles)], env=env,
                               capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise NodeError("could not create the node's admin user", output=(proc.stdout + proc.stderr)[-1000:])
+        if proc.returncode != 0:  # the output never echoes the password (it is an argument, not printed)
+            raise NodeError("could not create a file-realm user", user=username,
+                            output=(proc.stdout + proc.stderr)[-1000:].replace(password, "***"))
+
+    def add_file_user(self, username: str, role_name: str, role: Mapping[str, Any],
+                      password: str | None = None) -> str:
+        """Give the secure node a file-realm user holding exactly one role (written to ``roles.yml``).
+
+        Returns the password (generated unless given); it is stored only as ES's hash, never in
+        ``node.json``. ES re-reads ``roles.yml`` and ``users`` while it runs, so no restart is needed.
+        Why file-realm users and not API keys here: API keys live in the ``.security`` index, whose
+        mapping needs the analysis-common module that the integ-test-zip distribution lacks.
+        """
+        if not self.config.secure:
+            raise NodeError("users need a secure node (mmsearch node start --secure)", name=self.config.name)
+        if not re.fullmatch(r"[a-z0-9_.-]{1,64}", username) or not re.fullmatch(r"[a-z0-9_.-]{1,64}", role_name):
+            raise NodeError("user and role names may only hold a-z 0-9 _ . -", user=username, role=role_name)
+        info = self.status()
+        java_home = find_java_home(Path(info.java_home) if info.java_home else self.config.java_home)
+        dist = self.provision()
+        conf_dir = self.config.node_dir / "config"
+        if not conf_dir.is_dir():
+            raise NodeError("the node has no config dir yet; start it once first", node_dir=str(self.config.node_dir))
+        password = password or secrets.token_urlsafe(24)
+        run_as_other = os.geteuid() == 0
+        write_file_role(conf_dir / "roles.yml", role_name, role, self.config.run_as if run_as_other else None)
+        self._write_file_realm_user(dist, self._es_env(java_home), username, password, [role_name], run_as_other)
+        if info.running:
+            self._wait_for_user(info, username, password)
+        return password
+
+    def _wait_for_user(self, info: NodeInfo, username: str, password: str) -> None:
+        """Return once the running node accepts the new user: ES polls its realm files every 5 s."""
+        deadline = time.monotonic() + retries.NODE_STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            try:
+                http_get_json(f"{info.url}/_security/_authenticate", username, password, ca_certs=info.ca_certs)
+                return
+            except urllib.error.HTTPError as exc:
+                if exc.code != 401:
+                    raise NodeError("the node refused to authenticate the new user", user=username,
+                                    status=exc.code) from exc
+            except (OSError, ValueError) as exc:
+                raise NodeError("the node did not answer while adding a user", url=info.url,
+                                error=str(exc)[:300]) from exc
+            time.sleep(retries.NODE_POLL_INTERVAL_S)
+        raise NodeError("the node did not pick up the new user in time", user=username,
+                        timeout_s=retries.NODE_STARTUP_TIMEOUT_S)
 
     def _wait_ready(self, info: NodeInfo, _proc_log: Path) -> NodeInfo:
         deadline = time.monotonic() + retries.NODE_STARTUP_TIMEOUT_S
@@ -467,6 +547,26 @@ class LocalNode:
             time.sleep(retries.NODE_POLL_INTERVAL_S)
         raise NodeError("Elasticsearch did not become ready in time", timeout_s=retries.NODE_STARTUP_TIMEOUT_S,
                         url=info.url, log_tail=_tail(_proc_log))
+
+
+def write_file_role(roles_file: Path, role_name: str, role: Mapping[str, Any], owner: str | None) -> None:
+    """Add or replace one role in the file realm's ``roles.yml``, keeping the others."""
+    import yaml
+
+    try:
+        roles = yaml.safe_load(roles_file.read_text()) or {}
+    except FileNotFoundError:
+        roles = {}
+    if not isinstance(roles, dict):
+        raise NodeError("roles.yml does not hold a mapping of roles", path=str(roles_file))
+    roles[role_name] = json.loads(json.dumps(role))  # plain dicts and lists: safe_dump refuses tuples
+    tmp = roles_file.with_name(roles_file.name + ".tmp")
+    tmp.write_text("# Written by mmsearch (mmsearch.es_security roles); other roles are kept.\n"
+                   + yaml.safe_dump(roles, sort_keys=True))
+    tmp.chmod(0o640)
+    if owner:
+        shutil.chown(tmp, owner, owner)
+    tmp.replace(roles_file)
 
 
 def _tail(path: Path, lines: int = 30) -> str:
