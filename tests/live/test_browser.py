@@ -35,6 +35,8 @@ pytestmark = pytest.mark.slow
 CHROMIUM = Path("/usr/bin/chromium")
 AXE = PROJECT_ROOT / "tests" / "live" / "js" / "node_modules" / "axe-core" / "axe.min.js"
 ADMIN_TOKEN = "browser-test-admin-token"
+#: Keys the event tickets /search hands the page, the click beacons' credential for /events.
+EVENT_SECRET = "browser-test-event-ticket-secret"
 SHOPPER = PROJECT_ROOT / "docs" / "relevance" / "shopper"
 SCREENSHOTS = os.environ.get("MMSEARCH_SCREENSHOTS")
 EXPERIMENT = {"id": "browser-exp", "salt": "s1", "variants": [
@@ -64,7 +66,7 @@ def service(search_index: str, search_settings: Settings, encoder: Any, catalog_
             events_index: str) -> Iterator[str]:
     settings = Settings(es_hosts=search_settings.es_hosts, products_alias=search_settings.products_alias,
                         state_dir=search_settings.state_dir, events_index=events_index, admin_token=ADMIN_TOKEN,
-                        image_root=catalog_dir)
+                        event_ticket_secret=EVENT_SECRET, image_root=catalog_dir)
     logger = EventLogger(es_session_client, events_index, flush_every=1, flush_interval_s=0.2)
     app = create_app(settings, encoder=encoder, event_logger=logger,
                      experiments=ExperimentManager(ExperimentConfig.from_dict(EXPERIMENT)))
@@ -267,6 +269,7 @@ def test_clicking_a_result_stores_a_click_event(page: Any, service: str, es_sess
     assert found, "the click never reached the events index"
     click = found[0]["_source"]
     assert click["position"] == 2 and click["experiment_id"] == "browser-exp" and click["query_id"]
+    assert "ticket" not in click  # the page's credential reached /events, and was not stored
     exposure = es_session_client.search(index=events_index, query={"bool": {"filter": [
         {"term": {"type": "exposure"}}, {"term": {"query_id": click["query_id"]}}]}})["hits"]["hits"]
     assert exposure and exposure[0]["_source"]["ids"][1] == doc_id and click["variant"] == exposure[0]["_source"]["variant"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import uuid
@@ -22,6 +23,13 @@ from query_service.relevance.store import fetch_experiment_events
 
 BM25 = {"legs": {"bm25": 1.0}}
 HYBRID = {"legs": {"bm25": 1.0, "text_text": 1.0, "text_image": 1.0}, "method": "rrf"}
+EVENTS_TOKEN = "relevance-cycle-events-token"
+
+
+def _events_settings(settings: Settings) -> Settings:
+    """/events needs a credential: the simulated shoppers send their searches' tickets, the buffer test the
+    token. The simulation is hundreds of shoppers through one client address, so no per-client limit."""
+    return dataclasses.replace(settings, events_token=EVENTS_TOKEN, rate_limit="off")
 
 
 @pytest.fixture()
@@ -44,7 +52,8 @@ def _run_sessions(client: Any, judgments: list, sessions: int, seed: int) -> tup
         searched += 1
         assert "experiment" in result and result["variant"]
         ids = [h["_id"] for h in result["hits"]]
-        clicks = [{"type": "click", "query_id": result["query_id"], "doc_id": ids[p - 1], "position": p,
+        clicks = [{"type": "click", "query_id": result["query_id"], "ticket": result["event_ticket"],
+                   "doc_id": ids[p - 1], "position": p,
                    "unit_id": unit, "variant": result["variant"], "experiment_id": result["experiment"]["id"]}
                   for p in simulate_clicks(ids, judgment.grades, model, rng)]
         if clicks:
@@ -58,7 +67,8 @@ def _logger_and_app(es: Any, search_settings: Settings, encoder: Any, experiment
     path.write_text(yaml.safe_dump(experiment))
     events_index = f"t-events-{uuid.uuid4().hex[:8]}"
     logger = EventLogger(es, events_index, flush_every=100, background=False)
-    app = create_app(search_settings, encoder=encoder, experiments=ExperimentManager(path), event_logger=logger)
+    app = create_app(_events_settings(search_settings), encoder=encoder, experiments=ExperimentManager(path),
+                     event_logger=logger)
     return app.test_client(), logger, events_index
 
 
@@ -107,11 +117,12 @@ def test_full_event_buffer_answers_503_instead_of_dropping(es: Any, search_index
 
     logger = EventLogger(es, f"t-events-{uuid.uuid4().hex[:8]}", max_buffer=3, flush_every=3, background=False)
     logger.es = Elasticsearch("http://127.0.0.1:9", request_timeout=1, max_retries=0)  # ES goes away
-    client = create_app(search_settings, encoder=encoder, event_logger=logger).test_client()
+    client = create_app(_events_settings(search_settings), encoder=encoder, event_logger=logger).test_client()
     event = {"type": "click", "query_id": "q", "doc_id": "d", "position": 1}
-    statuses = [client.post("/events", json=event).status_code for _ in range(5)]
+    token = {"Authorization": f"Bearer {EVENTS_TOKEN}"}
+    statuses = [client.post("/events", json=event, headers=token).status_code for _ in range(5)]
     assert statuses[:3] == [202, 202, 202] and statuses[3:] == [503, 503]
     assert logger.buffered == 3  # the failed flush put its batch back
-    assert client.post("/events", json={"type": "view", "query_id": "q", "doc_id": "d"}).status_code == 400
+    assert client.post("/events", json={"type": "view", "query_id": "q", "doc_id": "d"}, headers=token).status_code == 400
     logger.es = es
     assert logger.flush() == 3
