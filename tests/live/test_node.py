@@ -35,7 +35,7 @@ def test_capabilities_cli_prints_the_report(es_node) -> None:
 
 
 def test_secure_node_lifecycle_is_idempotent() -> None:
-    """start -> start again (reused) -> basic auth enforced -> stop -> stop again (no-op)."""
+    """start -> start again (reused) -> HTTPS with the node's CA and basic auth enforced -> stop -> stop again."""
     node = LocalNode(NodeConfig(name="pytest-secure", port=0, secure=True))
     node.stop()  # leftovers from an aborted run
     first = node.start()
@@ -43,10 +43,12 @@ def test_secure_node_lifecycle_is_idempotent() -> None:
         assert first.running and first.health in ("green", "yellow") and not first.reused
         second = node.start()
         assert second.reused and second.pid == first.pid and second.url == first.url
+        assert first.url.startswith("https://") and second.ca_certs == first.ca_certs
         with pytest.raises(urllib.error.HTTPError) as denied:
-            http_get_json(f"{first.url}/_cluster/health")
+            http_get_json(f"{first.url}/_cluster/health", ca_certs=first.ca_certs)
         assert denied.value.code == 401
-        health = http_get_json(f"{first.url}/_cluster/health", first.username, first.password)
+        health = http_get_json(f"{first.url}/_cluster/health", first.username, first.password,
+                               ca_certs=first.ca_certs)
         assert health["status"] in ("green", "yellow")
         # A request for the other security mode must not silently reuse this node.
         with pytest.raises(NodeError, match="security mode"):
