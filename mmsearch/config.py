@@ -119,6 +119,11 @@ class Settings:
             raise ConfigError("es_hosts is empty: give at least one http(s):// URL", setting="es_hosts")
         for host in hosts:
             parsed = urlparse(host)
+            if parsed.username is not None or parsed.password is not None:
+                # Hosts are shown in repr, redacted() and the client's log lines; credentials have their
+                # own settings, which never are. The value is not echoed: it holds the password.
+                raise ConfigError("es_hosts URLs must not carry credentials: use MMSEARCH_ES_USERNAME / "
+                                  "MMSEARCH_ES_PASSWORD or MMSEARCH_ES_API_KEY", setting="es_hosts")
             if parsed.scheme not in ("http", "https") or not parsed.hostname:
                 raise ConfigError(
                     "es_hosts entries must be http:// or https:// URLs with a host", setting="es_hosts", value=host

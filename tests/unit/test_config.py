@@ -152,3 +152,10 @@ def test_unparsable_environment_values_name_the_setting(env: dict, setting: str)
     with pytest.raises(ConfigError) as info:
         Settings.load(environ=env)
     assert info.value.context["setting"] == setting
+
+
+def test_credentials_in_a_host_url_are_refused_without_echoing_them() -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings(es_hosts=("http://elastic:hunter2@es:9200",))
+    assert info.value.context["setting"] == "es_hosts"
+    assert "hunter2" not in str(info.value) and "hunter2" not in json.dumps(info.value.to_dict())
