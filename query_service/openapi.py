@@ -12,7 +12,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from query_service.ranking import FACET_FIELDS, KEYWORD_FILTERS, MAX_DEPTH, MAX_SIZE, MAX_TEXT_CHARS, RANGE_FILTERS
+from query_service.ranking import (
+    BOOLEAN_FILTERS,
+    FACET_FIELDS,
+    KEYWORD_FILTERS,
+    MAX_DEPTH,
+    MAX_RANGE_BOUND,
+    MAX_SIZE,
+    MAX_TEXT_CHARS,
+    RANGE_FILTERS,
+)
 from query_service.relevance.http import EVENT_TYPES, MAX_EVENTS_PER_REQUEST
 from query_service.validation import NON_BLANK, SEARCH_SCHEMA
 
@@ -118,9 +127,10 @@ def _search_get_parameters() -> list[dict[str, Any]]:
         _query("user_id", {"type": "string"}), _query("session_id", {"type": "string"}),
         _query("explain", {"type": "boolean"}), _query("understand", {"type": "boolean"}),
     ]
-    parameters += [_query(f"filter.{name}", {"type": "string"}, "a value or comma-separated values")
-                   for name in KEYWORD_FILTERS]
-    parameters += [_query(f"filter.{name}.{bound}", {"type": "number"}) for name in RANGE_FILTERS
+    parameters += [_query(f"filter.{name}", {"type": "boolean"} if name in BOOLEAN_FILTERS else {"type": "string"},
+                          "a value or comma-separated values") for name in KEYWORD_FILTERS]
+    bound_schema = {"type": "number", "minimum": -MAX_RANGE_BOUND, "maximum": MAX_RANGE_BOUND}
+    parameters += [_query(f"filter.{name}.{bound}", bound_schema) for name in RANGE_FILTERS
                    for bound in ("gte", "lte", "gt", "lt")]
     return parameters
 
@@ -139,7 +149,11 @@ def _components() -> dict[str, Any]:
             "ClusterRefused": _error_response("Elasticsearch refused the request (or the service's credentials)"),
             "EsBadRequest": _error_response("invalid request, in Elasticsearch's shape", "EsError"),
             "EsForbidden": _error_response("not on the proxy's allowlist (see docs/query_service.md)", "EsError"),
-            "EsNotFound": _error_response("Elasticsearch found no such index or document", "EsError"),
+            # A path werkzeug cannot route at all (a newline in the index name) gets the service's
+            # own 404 shape: the proxy's catch-all never sees it.
+            "EsNotFound": {"description": "Elasticsearch found no such index or document (or the path is not "
+                           "routable)", "content": _json_content({"anyOf": [_ref("schemas", "EsError"),
+                                                                           _ref("schemas", "Error")]})},
             "EsTooLarge": _error_response("body larger than the limit", "EsError"),
             "EsRateLimited": _error_response("too many requests from this client", "EsError",
                                              RetryAfter="RetryAfter"),
@@ -205,8 +219,10 @@ def _es_ok(description: str) -> dict[str, Any]:
 def _proxy_paths() -> dict[str, Any]:
     index = [_index_parameter()]
     dsl = {"required": False, "content": _json_content(_ref("schemas", "EsDsl"))}
+    # What the NDJSON lines hold once decoded: header, body, header, body, ... (one JSON object a line).
     ndjson = {"required": True, "content": {"application/x-ndjson": {"schema": {
-        "type": "string", "description": "header and body lines, one JSON object each"}}}}
+        "type": "array", "minItems": 2, "maxItems": 20, "items": {"type": "object"},
+        "description": "the NDJSON body's lines, decoded: a header ({index}) and a search body per search"}}}}
     hybrid = _responses(_es_ok("Elasticsearch-shaped response (hybrid when improvable)"), **_PROXY_SEARCH_ERRORS)
     plain = _responses(_es_ok("Elasticsearch's response, relayed"), **_PROXY_ERRORS)
     msearch = _responses(_es_ok("one response per search, in order"), **_PROXY_SEARCH_ERRORS)

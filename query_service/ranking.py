@@ -25,6 +25,11 @@ LEGS: dict[str, tuple[str, str | None]] = {
 KEYWORD_FILTERS = ("gender", "master_category", "sub_category", "article_type", "base_colour", "season", "usage",
                    "brand", "has_image")
 RANGE_FILTERS = ("year",)
+#: Boolean fields among KEYWORD_FILTERS: Elasticsearch refuses anything but true/false there, which
+#: would fail every leg (a 502), so other values are the client's error.
+BOOLEAN_FILTERS = ("has_image",)
+#: The range fields are ``integer`` in the mapping; a bound outside int32 fails every leg in Elasticsearch.
+MAX_RANGE_BOUND = 2**31 - 1
 FACET_FIELDS = ("gender", "article_type", "base_colour", "season", "usage", "brand", "master_category")
 SOURCE_FIELDS = ("id", "title", "category_path", "gender", "master_category", "sub_category", "article_type",
                  "base_colour", "season", "usage", "year", "brand", "image", "has_image")
@@ -218,17 +223,29 @@ def validate_filters(filters: Any) -> dict[str, Any]:
             values = value if isinstance(value, list) else [value]
             if not values or len(values) > 50 or not all(isinstance(v, (str, bool, int)) for v in values):
                 _fail("keyword filters take a value or a list of up to 50 values", field=name)
-            clean[name] = values
+            clean[name] = [_boolean_filter_value(name, v) for v in values] if name in BOOLEAN_FILTERS else values
         elif name in RANGE_FILTERS:
             if not isinstance(value, Mapping) or not value or set(value) - {"gte", "lte", "gt", "lt"}:
                 _fail("range filters take an object with gte/lte/gt/lt", field=name)
-            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()):
+            if not all(_number(v) for v in value.values()):
                 _fail("range bounds must be numbers", field=name)
+            if not all(abs(v) <= MAX_RANGE_BOUND for v in value.values()):  # NaN fails this too
+                _fail(f"range bounds must lie within [-{MAX_RANGE_BOUND}, {MAX_RANGE_BOUND}]", field=name)
             clean[name] = dict(value)
         else:
             _fail("filtering on this field is not allowed", field=name,
                   allowed=list(KEYWORD_FILTERS + RANGE_FILTERS))
     return clean
+
+
+def _boolean_filter_value(name: str, value: Any) -> bool:
+    """true/false, or their spelling in a query string ("true", "False")."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    _fail(f"{name} filters take true or false", field=name, value=str(value)[:50])
+    raise AssertionError("unreachable")  # _fail raises; this keeps the return type honest
 
 
 @dataclass(frozen=True)

@@ -172,9 +172,35 @@ def test_from_query_args_everything() -> None:
     request, overrides, unit = from_query_args(args)
     assert (request.text, request.negative_text, request.size, request.offset) == ("shirt", "silk", 5, 10)
     assert request.filters == {"gender": ["Men", "Women"], "year": {"gte": 2012, "lt": 2015.5},
-                               "has_image": ["true"]}
+                               "has_image": [True]}
     assert type(request.filters["year"]["gte"]) is int  # "2012" -> 2012, not 2012.0
     assert (request.facets, request.explain, overrides, unit) == (("gender", "brand"), False, {}, "u1")
+
+
+@pytest.mark.parametrize("args", [
+    {"q": "x", "filter.has_image": ""},  # found by the fuzzer: Elasticsearch refused every leg (a 502)
+    {"q": "x", "filter.has_image": "yes"},
+    {"q": "x", "filter.has_image": "true,0"},
+])
+def test_boolean_filters_take_only_true_or_false(args: dict) -> None:
+    with pytest.raises(RequestValidationError, match="has_image filters take true or false"):
+        from_query_args(args)
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e300", "2147483648", "-2147483648"])
+def test_range_bounds_stay_within_the_integer_field(value: str) -> None:
+    # found by the fuzzer: a bound Elasticsearch cannot hold in the integer year field failed every leg (a 502)
+    with pytest.raises(RequestValidationError, match="range bounds must lie within"):
+        from_query_args({"q": "x", "filter.year.gte": value})
+
+
+def test_boolean_and_range_filters_that_elasticsearch_takes_pass() -> None:
+    request, _, _ = from_query_args({"q": "x", "filter.has_image": "False,TRUE", "filter.year.lte": "2147483647"})
+    assert request.filters == {"has_image": [False, True], "year": {"lte": 2147483647}}
+    request, _, _ = from_json({"text": "x", "filters": {"has_image": [True, "false"], "year": {"gt": -5.5}}}, LIMITS)
+    assert request.filters == {"has_image": [True, False], "year": {"gt": -5.5}}
+    with pytest.raises(RequestValidationError, match="has_image filters take true or false"):
+        from_json({"text": "x", "filters": {"has_image": 1}}, LIMITS)
 
 
 def test_from_query_args_defaults() -> None:
