@@ -15,8 +15,16 @@ Methods
   contributes 0 to the arithmetic mean and is skipped (with its weight) in the
   geometric and harmonic means, and scores of 0 are skipped in those means too.
 
-Ties are broken by the order of first appearance across legs (leg order, then
-rank), so the output is deterministic.
+Legs are taken in the order of their names, whatever order the mapping gives them in, so the
+result (scores to the last bit, and ties) does not depend on how a caller built the mapping. Ties
+are broken by the order of first appearance across legs (legs by name, then rank), so the output is
+deterministic. A leg with weight 0 is left out entirely: it adds no documents and moves no ties,
+exactly as if it had not been asked for.
+
+Scores and weights must be finite: ``linear`` and ``normalize`` refuse NaN and infinite scores with
+a ValueError (a NaN compares false with everything, so it would land anywhere in the ranking);
+``rrf`` reads ranks only and carries raw scores into the breakdown untouched. Weights must be
+finite, non-negative and at most ``MAX_WEIGHT``.
 """
 
 from __future__ import annotations
@@ -39,6 +47,16 @@ SINGLE_VALUE_NORMALIZED = 1.0
 #: OpenSearch floors normalised scores at this value so a leg's worst hit is not
 #: erased from a geometric/harmonic mean; we do the same for min-max.
 MIN_MAX_FLOOR = 0.001
+#: Largest leg weight accepted. The service's own weights stay below 1e3 (RankingConfig caps a leg
+#: at 100, a modality weight at 10); far above this, sums of weighted RRF terms overflow to inf.
+MAX_WEIGHT = 1e100
+#: Largest raw score magnitude ``linear`` combines with normalization "none". Elasticsearch scores
+#: are float32 (below 3.4e38), so no real score is refused; beyond it weighted sums can overflow.
+MAX_RAW_SCORE = 1e150
+#: Scores whose largest magnitude lies outside [1e-150, 1e150] are rescaled before normalising:
+#: their squares (z-score, L2) or differences (min-max) would overflow or underflow, and every
+#: normalisation but "none" is invariant under scaling by a positive number.
+_SAFE_MAGNITUDE = (1e-150, 1e150)
 
 
 class LegContribution(NamedTuple):
@@ -81,14 +99,17 @@ class FusedHit:
         return f"FusedHit(doc_id={self.doc_id!r}, score={self.score!r}, legs={self.legs!r})"
 
 
-def _check_legs(legs: Mapping[str, Leg], weights: Mapping[str, float] | None) -> dict[str, float]:
+def _prepare(legs: Mapping[str, Leg], weights: Mapping[str, float] | None
+             ) -> tuple[dict[str, list[tuple[str, float]]], dict[str, float]]:
+    """Deduplicated legs in name order and their weights; weight-0 legs are dropped (module docstring)."""
     weights = dict(weights or {})
     for name in legs:
         weights.setdefault(name, 1.0)
     for name, weight in weights.items():
-        if not isinstance(weight, (int, float)) or math.isnan(weight) or weight < 0:
-            raise ValueError(f"leg weight must be a non-negative number: {name}={weight!r}")
-    return {name: float(weights[name]) for name in legs}
+        if not isinstance(weight, (int, float)) or not 0 <= weight <= MAX_WEIGHT:  # also refuses NaN
+            raise ValueError(f"leg weight must be a finite number in [0, {MAX_WEIGHT:g}]: {name}={weight!r}")
+    kept = sorted(name for name in legs if weights[name] > 0)
+    return {name: _dedupe(legs[name]) for name in kept}, {name: float(weights[name]) for name in kept}
 
 
 def _dedupe(leg: Leg) -> list[tuple[str, float]]:
@@ -113,8 +134,13 @@ def normalize(scores: Sequence[float], method: str, bounds: tuple[float, float] 
     if method not in NORMALIZATIONS:
         raise ValueError(f"unknown normalization {method!r}; choose from {NORMALIZATIONS}")
     values = [float(s) for s in scores]
+    if not all(map(math.isfinite, values)):
+        raise ValueError("scores must be finite numbers to be normalised (got NaN or infinity)")
     if not values or method == "none":
         return values
+    if bounds is not None and not (math.isfinite(bounds[0]) and math.isfinite(bounds[1])):
+        raise ValueError("min-max bounds must be finite numbers")
+    values, bounds = _rescaled(values, bounds)
     if method == "min_max":
         low, high = bounds if bounds is not None else (min(values), max(values))
         if high < low:
@@ -125,8 +151,11 @@ def normalize(scores: Sequence[float], method: str, bounds: tuple[float, float] 
     if method == "l2":
         norm = math.sqrt(sum(v * v for v in values))
         return [v / norm if norm > 0 else SINGLE_VALUE_NORMALIZED for v in values]
+    # A constant leg is detected exactly: the rounded mean of n equal values can differ from them,
+    # which made the "std" a few ulps instead of 0 (dbsf of [51.94549187426671] * 5 gave 0.667 each).
+    constant = min(values) == max(values)
     mean = sum(values) / len(values)
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+    std = 0.0 if constant else math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
     if method == "z_score":
         return [(v - mean) / std if std > 0 else 0.0 for v in values]
     # dbsf: distribution-based score fusion, min-max within mean +- 3 sigma, clipped.
@@ -134,6 +163,16 @@ def normalize(scores: Sequence[float], method: str, bounds: tuple[float, float] 
         return [SINGLE_VALUE_NORMALIZED] * len(values)
     low, high = mean - 3 * std, mean + 3 * std
     return [min(1.0, max(0.0, (v - low) / (high - low))) for v in values]
+
+
+def _rescaled(values: list[float], bounds: tuple[float, float] | None
+              ) -> tuple[list[float], tuple[float, float] | None]:
+    """Values (and bounds) divided by their largest magnitude when that is too large or too small
+    to square or subtract safely (``_SAFE_MAGNITUDE``); unchanged otherwise."""
+    scale = max(abs(v) for v in (*values, *(bounds or ())))
+    if scale == 0 or _SAFE_MAGNITUDE[0] <= scale <= _SAFE_MAGNITUDE[1]:
+        return values, bounds
+    return [v / scale for v in values], (bounds[0] / scale, bounds[1] / scale) if bounds is not None else None
 
 
 # --- fusion --------------------------------------------------------------------------
@@ -178,8 +217,7 @@ def rrf(legs: Mapping[str, Leg], weights: Mapping[str, float] | None = None, k: 
     """Weighted reciprocal rank fusion: ``sum_leg weight / (k + rank)``."""
     if k < 0:
         raise ValueError("rrf k must be >= 0")
-    clean = {name: _dedupe(leg) for name, leg in legs.items()}
-    leg_weights = _check_legs(clean, weights)
+    clean, leg_weights = _prepare(legs, weights)
     # Insertion order of ``scores`` is the order of first appearance (leg order, then rank), and
     # sorted() is stable, so ties keep that order. Each term is weight * (1 / (k + rank)), the
     # same arithmetic as the breakdown, so the contributions add up to the score exactly.
@@ -207,42 +245,64 @@ def linear(legs: Mapping[str, Leg], weights: Mapping[str, float] | None = None, 
     """
     if combination not in COMBINATIONS:
         raise ValueError(f"unknown combination {combination!r}; choose from {COMBINATIONS}")
-    clean = {name: _dedupe(leg) for name, leg in legs.items()}
-    leg_weights = _check_legs(clean, weights)
-    total_weight = sum(leg_weights.values())
-    if total_weight == 0:
+    clean, leg_weights = _prepare(legs, weights)
+    if not leg_weights:
         raise ValueError("at least one leg needs a positive weight")
+    # The means only see weights relative to each other, so they are computed with weights scaled
+    # to a largest of 1 (tiny weights would otherwise underflow); the breakdown reports the given ones.
+    given_weights, largest = leg_weights, max(leg_weights.values())
+    leg_weights = {name: weight / largest for name, weight in leg_weights.items()}
+    total_weight = sum(leg_weights.values())
     normalized: dict[str, dict[str, tuple[int, float, float]]] = {}
     for name, leg in clean.items():
         leg_bounds = (bounds or {}).get(name)
         values = normalize([score for _, score in leg], normalization, leg_bounds)
         normalized[name] = {doc_id: (rank, raw, value)
                             for rank, ((doc_id, raw), value) in enumerate(zip(leg, values), start=1)}
+        if normalization == "none" and any(abs(value) > MAX_RAW_SCORE for value in values):
+            raise ValueError(f"scores above {MAX_RAW_SCORE:g} in magnitude cannot be combined unnormalised")
     order = _order_of_appearance(clean)
     scores: dict[str, float] = {}
     parts: dict[str, dict[str, LegContribution]] = {}
     for doc_id in order:
         present = {name: normalized[name][doc_id] for name in clean if doc_id in normalized[name]}
+        values = {name: value for name, (_, _, value) in present.items()}
         if combination == "arithmetic":
             # A leg that did not return the doc counts as 0 with its full weight (OpenSearch parity).
-            score = sum(leg_weights[n] * v for n, (_, _, v) in present.items()) / total_weight
-            shares = {n: leg_weights[n] * v / total_weight for n, (_, _, v) in present.items()}
+            score = sum(leg_weights[n] * v for n, v in values.items()) / total_weight
+            shares = {n: leg_weights[n] * v / total_weight for n, v in values.items()}
         else:
-            usable = {n: v for n, (_, _, v) in present.items() if v > 0 and leg_weights[n] > 0}
-            weight_sum = sum(leg_weights[n] for n in usable)
-            if not usable or weight_sum == 0:
-                score = 0.0
-            elif combination == "geometric":
-                score = math.exp(sum(leg_weights[n] * math.log(v) for n, v in usable.items()) / weight_sum)
-            else:
-                score = weight_sum / sum(leg_weights[n] / v for n, v in usable.items())
-            mass = sum(leg_weights[n] * v for n, v in usable.items())
-            shares = {n: (score * leg_weights[n] * usable[n] / mass if n in usable and mass > 0 else 0.0)
-                      for n in present}
+            score, shares = _weighted_mean(combination, values, leg_weights)
         scores[doc_id] = score
-        parts[doc_id] = {n: LegContribution(rank, raw, value, leg_weights[n], shares[n])
+        parts[doc_id] = {n: LegContribution(rank, raw, value, given_weights[n], shares[n])
                          for n, (rank, raw, value) in present.items()}
     return _finish(scores, parts, order)
+
+
+def _weighted_mean(combination: str, values: Mapping[str, float], weights: Mapping[str, float]
+                   ) -> tuple[float, dict[str, float]]:
+    """Geometric or harmonic mean of one doc's positive normalised scores, and its split over the
+    legs in proportion to ``weight * value``. Computed in logs: a plain ``sum(w / v)`` overflows
+    for tiny values and underflows to 0 (a division by zero) for tiny weights over huge values."""
+    usable = {n: v for n, v in values.items() if v > 0 and weights[n] > 0}
+    if not usable:
+        return 0.0, {n: 0.0 for n in values}
+    weight_sum = sum(weights[n] for n in usable)
+    if combination == "geometric":
+        # Weights divided by their sum first: (w * log v) / w is not log v once w * log v rounds
+        # (a subnormal weight gave e instead of 2.0 for a lone value of 2.0).
+        score = math.exp(sum(weights[n] / weight_sum * math.log(v) for n, v in usable.items()))
+    else:
+        log_denominator = _log_sum_exp([math.log(weights[n]) - math.log(v) for n, v in usable.items()])
+        score = math.exp(math.log(weight_sum) - log_denominator)
+    log_mass = {n: math.log(weights[n]) + math.log(v) for n, v in usable.items()}
+    log_total = _log_sum_exp(list(log_mass.values()))
+    return score, {n: score * math.exp(log_mass[n] - log_total) if n in usable else 0.0 for n in values}
+
+
+def _log_sum_exp(logs: list[float]) -> float:
+    top = max(logs)
+    return top + math.log(math.fsum(math.exp(x - top) for x in logs))
 
 
 def fuse(legs: Mapping[str, Leg], method: str = "rrf", weights: Mapping[str, float] | None = None,
