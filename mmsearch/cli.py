@@ -113,9 +113,9 @@ def _run_credentials(args: argparse.Namespace) -> int:
     config = {"name": args.name, "secure": True, **({"state_dir": args.state_dir} if args.state_dir else {})}
     node = LocalNode(NodeConfig(**config))
     info = node.status()
-    if not info.running:
-        raise NodeError("the secure node is not running; start it with `mmsearch node start --secure`",
-                        name=args.name)
+    if not info.running or not info.secure:
+        raise NodeError("no secure node of that name is running; start one with `mmsearch node start --secure`",
+                        name=args.name, running=info.running, secure=info.secure)
     admin = Settings(es_hosts=(info.url,), username=info.username, password=info.password, ca_certs=info.ca_certs)
     _ensure_events_index(admin.es_client(), args.events_index)
     user = args.user or f"mmsearch-{args.role}-{args.alias}"

@@ -164,17 +164,6 @@ def test_indexer_builds_and_swaps_with_its_own_role(built: dict[str, Any], admin
     assert list(admin.indices.get_alias(name=ALIAS).body) == [built["summary"]["index"]]
 
 
-def test_indexer_status_rollback_and_prune_work(node: tuple[LocalNode, NodeInfo], users: dict[str, Any],
-                                                built: dict[str, Any]) -> None:
-    from indexer.lifecycle import prune, status
-
-    _, info = node
-    es = settings_for(info, **users["indexer"]).es_client()
-    report = status(es, ALIAS)
-    assert [row["index"] for row in report["indices"]] == [built["summary"]["index"]]
-    assert prune(es, ALIAS, keep=1, dry_run=True)["would_delete"] == []
-
-
 def test_indexer_cannot_touch_other_indices(node: tuple[LocalNode, NodeInfo], users: dict[str, Any],
                                             built: dict[str, Any]) -> None:
     _, info = node
@@ -282,3 +271,45 @@ def test_api_keys_are_refused_with_the_reason(admin: Any) -> None:
     with pytest.raises(ClusterError, match="analysis-common") as caught:
         es_security.create_api_key(admin, "pytest-service", {es_security.role_name("service", ALIAS): role})
     assert "mmsearch node credentials" in caught.value.message
+
+
+def test_credentials_command_prints_a_working_user_once(node: tuple[LocalNode, NodeInfo], admin: Any,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from mmsearch.cli import main
+
+    _, info = node
+    assert main(["node", "credentials", "--name", "pytest-secure", "--role", "service", "--alias", ALIAS,
+                 "--user", "pytest-cli-service"]) == 0
+    out = capsys.readouterr()
+    printed = json.loads(out.out)
+    assert printed["username"] == "pytest-cli-service" and printed["ca_certs"] == info.ca_certs
+    assert printed["password"] not in out.err
+    me = http_get_json(f"{info.url}/_security/_authenticate", printed["username"], printed["password"],
+                       ca_certs=info.ca_certs)
+    assert me["roles"] == [es_security.role_name("service", ALIAS)]
+
+
+def test_indexer_rolls_back_and_prunes(node: tuple[LocalNode, NodeInfo], users: dict[str, Any],
+                                       built: dict[str, Any], encoder: Any, catalog_dir: Path,
+                                       tmp_path: Path, admin: Any) -> None:
+    """Last in the module: it deletes the first version. A second build, swap, rollback, swap, prune."""
+    from indexer.catalog import CatalogConfig
+    from indexer.lifecycle import build, prune, rollback, status, swap
+    from indexer.pipeline import PipelineConfig
+
+    _, info = node
+    es = settings_for(info, **users["indexer"]).es_client()
+    first = built["summary"]["index"]
+    subset = tmp_path / "products.jsonl"
+    with (catalog_dir / "products.jsonl").open() as lines:
+        subset.write_text("".join(itertools.islice(lines, 7000, 7005)))
+    second = build(es, encoder, CatalogConfig(path=subset, image_root=catalog_dir), alias=ALIAS,
+                   state_dir=tmp_path, pipeline=PipelineConfig(progress=False), force_merge=False)["index"]
+    swap(es, ALIAS, second, loaded_identity=encoder.identity)
+    assert rollback(es, ALIAS, loaded_identity=encoder.identity)["index"] == first
+    assert {row["index"] for row in status(es, ALIAS)["indices"]} == {first, second}
+    swap(es, ALIAS, second, loaded_identity=encoder.identity)
+    assert prune(es, ALIAS, keep=1)["deleted"] == [first]
+    assert not admin.indices.exists(index=first)
