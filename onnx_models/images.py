@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import io
 import warnings
+from struct import error as struct_error
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import ExifTags, Image, ImageOps
 
 from mmsearch.exceptions import ImageDecodeError
 
 #: Formats we decode. Others (TIFF, BMP, PSD, EPS...) are refused: they add parser
-#: attack surface and product photos never need them. GIF: first frame only.
+#: attack surface and product photos never need them. Animated GIF, PNG (APNG) and WebP are
+#: accepted and decoded to their first frame only: a shop's product photo is sometimes saved
+#: animated, the first frame is the still a browser shows first, and later frames are never read
+#: (so their number costs nothing). The frame's size is the header's canvas, checked like any image.
 ALLOWED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "GIF")
 #: 40 MP: a 24 MP camera photo passes, a crafted 50k x 50k PNG does not.
 DEFAULT_MAX_PIXELS = 40_000_000
@@ -53,8 +57,7 @@ def safe_decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: in
             if width <= 0 or height <= 0 or width * height > max_pixels:
                 raise ImageDecodeError("image too large to decode safely", width=width, height=height,
                                        max_pixels=max_pixels)
-            fmt = image.format
-            if fmt == "GIF":
+            if getattr(image, "is_animated", False):
                 image.seek(0)
             image.load()
     except ImageDecodeError:
@@ -67,14 +70,32 @@ def safe_decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: in
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         # Truncated or corrupt streams surface as OSError/ValueError/SyntaxError from the plugins.
         raise ImageDecodeError("corrupt image data", detail=str(exc), bytes=size) from exc
-    return to_rgb(image)
+    return to_rgb(upright(image))
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """The image turned as its EXIF Orientation tag says (phones store photos sideways and set
+    the tag). A broken EXIF block is the metadata's fault, not the pixels': the image is kept as stored."""
+    try:
+        # Only a tag that asks for a turn costs a copy; exif_transpose copies even when none is needed.
+        if image.getexif().get(ExifTags.Base.Orientation, 1) in (1, None):
+            return image
+        return ImageOps.exif_transpose(image)
+    except (OSError, ValueError, SyntaxError, KeyError, TypeError, struct_error):
+        return image
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
     """RGB copy of any PIL image; alpha is composited on white (catalog backgrounds are white)."""
     if image.mode == "RGB":
         return image
-    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+    if image.mode.startswith("I"):
+        # 16-bit grayscale PNGs open as "I;16" (or "I"); PIL's own conversion clips them at 255,
+        # which turned every pixel brighter than 255/65535 white. Scale the 16-bit range to 8 bits.
+        # (A tRNS colour in 16-bit units is dropped: such files are not product photos.)
+        # point() maps in place of a float copy (8 bytes a pixel); +0.5 rounds to nearest.
+        return image.point(lambda value: value * (1 / 257) + 0.5, "L").convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode in ("P", "L") and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGB", rgba.size, (255, 255, 255))
         background.paste(rgba, mask=rgba.getchannel("A"))
