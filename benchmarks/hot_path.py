@@ -336,7 +336,8 @@ def main() -> None:
     if catalog is None:
         raise SystemExit("shared catalog not found; set MMSEARCH_CATALOG_DIR")
     es_url = os.environ.get("ES_URL", "http://127.0.0.1:9200")
-    settings = Settings.load(es_hosts=es_url, products_alias=args.alias, request_timeout_s=60)
+    settings = Settings.load(es_hosts=es_url, products_alias=args.alias, request_timeout_s=60,
+                             rate_limit="off")  # unthrottled: all load comes from one address
     texts = [json.loads(line)["query"] for line in (catalog / "dev_queries.jsonl").open() if line.strip()]
     texts = texts[:args.queries]
     encoder = Encoder.load(args.model)

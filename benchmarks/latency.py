@@ -232,7 +232,8 @@ def main() -> None:
     alias = args.alias if args.alias and probe.indices.exists_alias(name=args.alias) else FALLBACK_ALIAS
     if args.alias and alias != args.alias:
         print(f"alias {args.alias!r} does not exist; using {FALLBACK_ALIAS!r}", flush=True)
-    settings = Settings.load(es_hosts=es_url, products_alias=alias, request_timeout_s=60)
+    # Unthrottled: the load comes from one address, which the per-client rate limit would answer with 429s.
+    settings = Settings.load(es_hosts=es_url, products_alias=alias, request_timeout_s=60, rate_limit="off")
     es = settings.es_client()
     docs = int(es.count(index=alias)["count"])
     with_image_vector = int(es.count(index=alias, query={"exists": {"field": "image_vector"}})["count"])
@@ -258,7 +259,8 @@ def main() -> None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-        env = {**os.environ, "ES_URL": es_url, "MMSEARCH_ALIAS": alias, "MMSEARCH_MODEL_DIR": str(args.model)}
+        env = {**os.environ, "ES_URL": es_url, "MMSEARCH_ALIAS": alias, "MMSEARCH_MODEL_DIR": str(args.model),
+               "MMSEARCH_RATE_LIMIT": "off"}
         service = subprocess.Popen([sys.executable, "-m", "mmsearch.cli", "serve", "--port", str(port), "--workers",
                                     str(args.gunicorn)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                    preexec_fn=_stop_with_parent)

@@ -64,11 +64,19 @@ def _synonyms(args: argparse.Namespace) -> tuple[str, ...] | None:
 
 
 def _pipeline(args: argparse.Namespace) -> Any:
-    from indexer.pipeline import PipelineConfig
+    import dataclasses
 
+    from indexer.pipeline import PipelineConfig
+    from mmsearch import retries
+
+    outage = retries.BUILD_OUTAGE
+    if args.outage_window is not None:
+        if not 0 <= args.outage_window <= 86_400:
+            raise ConfigError("--outage-window must be in [0, 86400] seconds", value=args.outage_window)
+        outage = dataclasses.replace(outage, window_s=args.outage_window)
     return PipelineConfig(batch_size=args.batch_size, decode_workers=args.decode_workers,
                           bulk_threads=args.bulk_threads, bulk_chunk_docs=args.bulk_chunk_docs,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, outage=outage)
 
 
 def _catalog(args: argparse.Namespace) -> Any:
@@ -222,6 +230,9 @@ def _add_pipeline(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--decode-workers", type=int, default=2, help="image load/decode threads")
     cmd.add_argument("--bulk-threads", type=int, default=1, help="concurrent bulk senders")
     cmd.add_argument("--bulk-chunk-docs", type=int, default=256)
+    cmd.add_argument("--outage-window", type=float, metavar="SECONDS",
+                     help="how long to ride out an unreachable Elasticsearch before stopping with a --resume hint "
+                          "(default: mmsearch.retries.BUILD_OUTAGE, 120 s)")
     cmd.add_argument("--no-progress", action="store_true")
 
 

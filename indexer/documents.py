@@ -235,6 +235,7 @@ class BuildSummary:
     with_image_vector: int = 0
     duplicates: int = 0
     dead_letters: int = 0
+    outage_retries: int = 0  # chunks re-sent after ES was unreachable (mmsearch.retries.BUILD_OUTAGE)
     seconds: float = 0.0
     encode_seconds: float = 0.0
     encoder_wait_seconds: float = 0.0

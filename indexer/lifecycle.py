@@ -7,11 +7,13 @@ alias only ever moves in a single ``_aliases`` call. Decisions live in
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from indexer.catalog import CatalogConfig, count_records, read_catalog
 from indexer.documents import BuildSummary, normalise_record, source_builder_for
@@ -20,8 +22,13 @@ from indexer.naming import check_model, new_version_name, pick_rollback, plan_pr
 from indexer.pipeline import DeadLetterWriter, PipelineConfig, prepare_catalog, run_pipeline
 from mappings import AnalysisConfig, IndexSpec, ModelFacts, VectorConfig, build_index_body, \
     check_mapping_against_model
-from mmsearch.exceptions import BadRecordError, ConfigError, IndexingError, ModelMismatchError
-from mmsearch.gateway import ElasticsearchGateway, body_of, guarded
+from mmsearch import retries
+from mmsearch.exceptions import BadRecordError, BuildInterruptedError, ClusterError, ClusterUnavailableError, \
+    ConfigError, IndexingError, ModelMismatchError
+from mmsearch.gateway import ElasticsearchGateway, body_of, guarded, is_outage
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 PIT_KEEP_ALIVE = "2m"
 SCAN_PAGE = 2000
@@ -162,13 +169,48 @@ def build(es: Any, encoder: Any, catalog: CatalogConfig, *, alias: str, state_di
         hashes = existing_hashes(es, index)
     else:
         index = create_index(es, alias, spec_for(es, encoder, vectors, synonyms, str(catalog.path), capabilities))
-    dead = DeadLetterWriter(dead_letter_path or Path(state_dir) / "deadletter" / f"{index}.jsonl")
-    previous = _refresh_interval(es, index)
+    try:
+        summary = _load(es, encoder, catalog, index, pipeline, hashes,
+                        DeadLetterWriter(dead_letter_path or Path(state_dir) / "deadletter" / f"{index}.jsonl"))
+        if force_merge:
+            started = time.monotonic()
+            _riding_out(pipeline, "force merge to one segment", index,
+                        lambda: es.options(request_timeout=3600).indices.forcemerge(
+                            index=index, max_num_segments=1, wait_for_completion=True))
+            summary.force_merge_s = round(time.monotonic() - started, 1)
+        meta = _riding_out(pipeline, "get mapping", index, lambda: index_meta(es, index))
+        meta["build"] = {**{k: v for k, v in summary.to_dict().items() if k != "failure_reasons"},
+                         "completed_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+                         "resumed": bool(resume)}
+        _riding_out(pipeline, "record build in _meta", index, lambda: es.indices.put_mapping(index=index, meta=meta))
+    except ClusterUnavailableError as exc:
+        if not is_outage(exc):
+            raise
+        raise BuildInterruptedError(
+            f"Elasticsearch was unreachable for more than {pipeline.outage.window_s:g} s while building index "
+            f"{index}; what it acknowledged is kept. Resume with the same command plus `--resume {index}`") from exc
+    return summary.to_dict()
+
+
+def _riding_out(pipeline: PipelineConfig, what: str, index: str, call: Callable[[], T]) -> T:
+    """One client call of a build, retried through an outage shorter than ``pipeline.outage``."""
+    def note(error: BaseException, delay: float) -> None:
+        log.warning("%s on %s: Elasticsearch is unreachable; retrying in %.1f s", what, index, delay)
+
+    return retries.ride_out(lambda: guarded(what, call, index=index), pipeline.outage, is_outage, on_retry=note)
+
+
+def _load(es: Any, encoder: Any, catalog: CatalogConfig, index: str, pipeline: PipelineConfig,
+          hashes: dict[str, str], dead: DeadLetterWriter) -> BuildSummary:
+    """Bulk-load the catalog with refreshes off, then restore them (also after a failed load)."""
+    # An interrupted build may have left "-1" behind; restoring that would leave the index unrefreshed.
+    previous = _riding_out(pipeline, "read refresh interval", index, lambda: _refresh_interval(es, index))
+    previous = None if previous == "-1" else previous
     # No refreshes during the load: each one writes a tiny segment that merges must
     # then rewrite; one refresh at the end is far cheaper.
-    guarded("disable refresh", lambda: es.indices.put_settings(index=index,
-                                                               settings={"index": {"refresh_interval": "-1"}}),
-            index=index)
+    _riding_out(pipeline, "disable refresh", index, lambda: es.indices.put_settings(
+        index=index, settings={"index": {"refresh_interval": "-1"}}))
+    loaded = False
     try:
         summary = BuildSummary()
         docs = prepare_catalog(read_catalog(catalog), catalog, summary, dead)
@@ -176,24 +218,22 @@ def build(es: Any, encoder: Any, catalog: CatalogConfig, *, alias: str, state_di
         run_pipeline(es, encoder, docs, index, image_source(catalog), dead, pipeline, summary=summary,
                      existing_hashes=hashes, total=count_records(catalog) if pipeline.progress else None,
                      source_of=source_builder_for(index_meta(es, index)))
+        loaded = True
     finally:
         dead.close()
-        guarded("restore refresh interval", lambda: es.indices.put_settings(
-            index=index, settings={"index": {"refresh_interval": previous}}), index=index)
-        guarded("refresh", lambda: es.indices.refresh(index=index), index=index)
-    if force_merge:
-        started = time.monotonic()
-        guarded("force merge to one segment",
-                lambda: es.options(request_timeout=3600).indices.forcemerge(index=index, max_num_segments=1,
-                                                                            wait_for_completion=True),
-                index=index)
-        summary.force_merge_s = round(time.monotonic() - started, 1)
-    meta = index_meta(es, index)
-    meta["build"] = {**{k: v for k, v in summary.to_dict().items() if k != "failure_reasons"},
-                     "completed_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
-                     "resumed": bool(resume)}
-    guarded("record build in _meta", lambda: es.indices.put_mapping(index=index, meta=meta), index=index)
-    return summary.to_dict()
+        # After a failed load one attempt each: the load's own failure is the one to report (it says
+        # how to resume), and a resumed build restores both anyway.
+        policy = pipeline.outage if loaded else dataclasses.replace(pipeline.outage, window_s=0)
+        try:
+            retries.ride_out(lambda: guarded("restore refresh interval", lambda: es.indices.put_settings(
+                index=index, settings={"index": {"refresh_interval": previous}}), index=index), policy, is_outage)
+            retries.ride_out(lambda: guarded("refresh", lambda: es.indices.refresh(index=index), index=index),
+                             policy, is_outage)
+        except ClusterError:
+            if loaded:
+                raise
+            log.warning("could not restore the refresh interval of %s after the failed load", index)
+    return summary
 
 
 def _refresh_interval(es: Any, index: str) -> str | None:

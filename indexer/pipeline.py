@@ -19,13 +19,14 @@ product is indexed without ``image_vector``.
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,9 @@ from indexer.documents import BuildSummary, build_source, content_hash, index_ac
 from indexer.images import ImageSource, LoadedImage, load_and_decode
 from mmsearch import retries
 from mmsearch.exceptions import BadRecordError, ClusterError, ImageDecodeError, IndexingError, MMSearchError
-from mmsearch.gateway import translate
+from mmsearch.gateway import guarded, is_outage
+
+log = logging.getLogger(__name__)
 
 #: Per-item statuses worth retrying: queue full (429) and transient node trouble (5xx).
 BULK_RETRY_STATUSES = (429, 500, 502, 503, 504)
@@ -53,6 +56,10 @@ class PipelineConfig:
     bulk_max_bytes: int = 20 * 1024 * 1024
     bulk_threads: int = 1
     progress: bool = True
+    #: Re-sending of the items ES pushes back (429/5xx); see ``mmsearch.retries.BULK_BACKOFF``.
+    bulk_backoff: retries.BackoffPolicy = field(default=retries.BULK_BACKOFF)
+    #: How long a build rides out an unreachable cluster; see ``mmsearch.retries.BUILD_OUTAGE``.
+    outage: retries.OutagePolicy = field(default=retries.BUILD_OUTAGE)
 
     def __post_init__(self) -> None:
         from mmsearch.exceptions import ConfigError
@@ -64,6 +71,10 @@ class PipelineConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or not low <= value <= high:
                 raise ConfigError(f"{name} must be an integer in [{low}, {high}]", setting=name, value=value)
+        if not isinstance(self.bulk_backoff, retries.BackoffPolicy):
+            raise ConfigError("bulk_backoff must be a mmsearch.retries.BackoffPolicy", setting="bulk_backoff")
+        if not isinstance(self.outage, retries.OutagePolicy):
+            raise ConfigError("outage must be a mmsearch.retries.OutagePolicy", setting="outage")
 
 
 class DeadLetterWriter:
@@ -174,58 +185,90 @@ def encode_isolating(encode: Callable[[list[Any]], Any], inputs: list[Any],
 
 
 class _Sender(threading.Thread):
-    """Drains the action queue through streaming_bulk; records outcomes."""
+    """Drains the action queue in chunks through streaming_bulk; records outcomes.
+
+    Two retry layers, both from ``mmsearch.retries``: ``streaming_bulk`` re-sends the
+    items ES pushed back (429/5xx, ``PipelineConfig.bulk_backoff``), and a chunk whose
+    request could not reach ES at all is re-sent, minus the items already acknowledged,
+    until ``PipelineConfig.outage`` runs out. Re-sending is safe: every action is an
+    ``index`` with the product's own ``_id``, so a chunk ES applied but could not answer
+    is overwritten, never duplicated.
+    """
 
     def __init__(self, es: Any, work: queue.Queue, config: PipelineConfig, summary: BuildSummary,
-                 dead: DeadLetterWriter, lock: threading.Lock, progress: Any) -> None:
+                 dead: DeadLetterWriter, lock: threading.Lock, progress: Any, index: str) -> None:
         super().__init__(name="bulk-sender", daemon=True)
         self.es, self.work, self.config, self.summary = es, work, config, summary
-        self.dead, self.lock, self.progress = dead, lock, progress
-        self.positions: dict[str, tuple[str, bool]] = {}
+        self.dead, self.lock, self.progress, self.index = dead, lock, progress, index
         self.error: BaseException | None = None
         self.stopped = False  # this sender's stop marker was taken from the queue
 
-    def _actions(self) -> Iterator[dict[str, Any]]:
+    def _next_chunk(self) -> list[tuple[str, dict[str, Any]]]:
+        """Queued batches merged up to ``bulk_chunk_docs`` actions ([] once the stop marker is taken)."""
+        chunk: list[tuple[str, dict[str, Any]]] = []
+        batch = self.work.get()
         while True:
-            batch = self.work.get()
             if batch is _STOP:
                 self.stopped = True
-                return
-            for position, action in batch:
-                self.positions[action["_id"]] = (position, "image_vector" in action["_source"])
-                yield action
+                return chunk
+            chunk.extend(batch)
+            if len(chunk) >= self.config.bulk_chunk_docs:
+                return chunk
+            try:
+                batch = self.work.get_nowait()
+            except queue.Empty:
+                return chunk  # send what there is: waiting for a full chunk would idle ES
 
-    def run(self) -> None:
+    def _record(self, ok: bool, info: Any, pending: dict[str, tuple[str, dict[str, Any]]]) -> None:
+        outcome = parse_bulk_item(ok, info)
+        position, action = pending.pop(outcome.doc_id or "", ("?", {"_source": {}}))
+        with self.lock:
+            if outcome.ok:
+                self.summary.indexed += 1
+                self.summary.with_image_vector += int("image_vector" in action["_source"])
+            else:
+                self.summary.note_failure(outcome.reason or "bulk")
+                self.dead.write(position=position, stage="bulk", doc_id=outcome.doc_id,
+                                reason=f"status {outcome.status}: {outcome.reason}")
+        if self.progress is not None:
+            self.progress.update(1)
+
+    def _note_outage(self, error: BaseException, delay: float) -> None:
+        with self.lock:
+            self.summary.outage_retries += 1
+        log.warning("Elasticsearch is unreachable during the build of %s; retrying the chunk in %.1f s "
+                    "(window %.0f s): %s", self.index, delay, self.config.outage.window_s, error)
+
+    def _send(self, chunk: list[tuple[str, dict[str, Any]]]) -> None:
         from elasticsearch.helpers import streaming_bulk
 
-        policy = retries.BULK_BACKOFF
-        try:
+        policy = self.config.bulk_backoff
+        pending = {action["_id"]: (position, action) for position, action in chunk}
+
+        def attempt() -> None:
             for ok, info in streaming_bulk(
-                self.es, self._actions(), chunk_size=self.config.bulk_chunk_docs,
+                self.es, [action for _, action in pending.values()], chunk_size=self.config.bulk_chunk_docs,
                 max_chunk_bytes=self.config.bulk_max_bytes, raise_on_error=False, raise_on_exception=False,
                 max_retries=policy.max_attempts - 1, initial_backoff=policy.initial_delay_s,
                 max_backoff=policy.max_delay_s, retry_on_status=BULK_RETRY_STATUSES, yield_ok=True,
             ):
-                outcome = parse_bulk_item(ok, info)
-                position, has_image = self.positions.pop(outcome.doc_id or "", ("?", False))
-                with self.lock:
-                    if outcome.ok:
-                        self.summary.indexed += 1
-                        self.summary.with_image_vector += int(has_image)
-                    else:
-                        self.summary.note_failure(outcome.reason or "bulk")
-                        self.dead.write(position=position, stage="bulk", doc_id=outcome.doc_id,
-                                        reason=f"status {outcome.status}: {outcome.reason}")
-                if self.progress is not None:
-                    self.progress.update(1)
+                self._record(ok, info, pending)
+
+        # Per-item and per-request ES answers are outcomes (recorded above); what escapes
+        # is the transport, which the gateway's rule turns into ClusterUnavailableError.
+        retries.ride_out(lambda: guarded("bulk indexing", attempt, index=self.index), self.config.outage,
+                         is_outage, on_retry=self._note_outage)
+
+    def run(self) -> None:
+        try:
+            while not self.stopped:
+                chunk = self._next_chunk()
+                if chunk:
+                    self._send(chunk)
         except BaseException as exc:  # surfaced by the main thread; the run must not hang
-            # Per-item and per-chunk ES answers were dead-lettered above; what escapes is the
-            # transport (node unreachable), translated here so it leaves with the gateway's class.
-            self.error = translate(exc, "bulk indexing") if isinstance(exc, Exception) else exc
-            if self.error is not exc:
-                self.error.__cause__ = exc
-            # Unblock the producer: drain until the stop marker, unless the last chunk failed after
-            # it was taken (waiting for another would hang the run, or take another sender's marker).
+            self.error = exc
+            # Unblock the producer: drain until the stop marker, unless it was already taken
+            # (waiting for another would hang the run, or take another sender's marker).
             while not self.stopped:
                 if self.work.get() is _STOP:
                     break
@@ -263,7 +306,7 @@ def run_pipeline(es: Any, encoder: Any, docs: Iterable[Prepared], index: str, im
     lock = threading.Lock()
     progress = _progress_bar(total, config.progress)
     work: queue.Queue = queue.Queue(maxsize=config.queue_batches)
-    senders = [_Sender(es, work, config, summary, dead, lock, progress) for _ in range(config.bulk_threads)]
+    senders = [_Sender(es, work, config, summary, dead, lock, progress, index) for _ in range(config.bulk_threads)]
     started = time.perf_counter()
     for sender in senders:
         sender.start()

@@ -69,6 +69,14 @@ class ClusterUnavailableError(ClusterError):
     http_status = 503
 
 
+class BuildInterruptedError(ClusterUnavailableError):
+    """Elasticsearch stayed unreachable past the build's outage window; the build can be resumed.
+
+    Its message is one line naming the index and the ``--resume`` option: the CLI prints
+    it as is, and what was acknowledged before the outage stays in the index.
+    """
+
+
 class IndexNotFoundError(ClusterUnavailableError):
     """The index or alias does not exist (yet): nothing to serve until one is built and swapped in."""
 

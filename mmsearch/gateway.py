@@ -115,6 +115,14 @@ def _error_reason(exc: Any) -> str:
     return str(exc)[:MAX_DETAIL_CHARS]
 
 
+def is_outage(error: BaseException) -> bool:
+    """True for an ES that cannot answer now (unreachable, busy, restarting): worth waiting for.
+
+    A missing index is not an outage, though it shares the 503 class: waiting will not create it.
+    """
+    return isinstance(error, ClusterUnavailableError) and not isinstance(error, IndexNotFoundError)
+
+
 def guarded(what: str, call: Callable[[], T], **context: Any) -> T:
     """Run one client call; client errors leave as project exceptions (see ``translate``)."""
     try:

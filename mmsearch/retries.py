@@ -48,6 +48,45 @@ ES_CLIENT_RETRY_ON_STATUS = (429, 502, 503, 504)
 # failing a 40k-document build; five attempts bound a dead cluster to ~1 min.
 BULK_BACKOFF = BackoffPolicy(max_attempts=5, initial_delay_s=1.0, max_delay_s=30.0)
 
+@dataclass(frozen=True)
+class OutagePolicy:
+    """Keep retrying for up to ``window_s`` of wall time; waits double from initial to max delay.
+
+    A count of attempts says little about an outage: a restarting node refuses
+    connections instantly, so attempts would be spent in milliseconds. A window
+    says how long a run rides out an unreachable cluster before it gives up.
+    """
+
+    window_s: float
+    initial_delay_s: float
+    max_delay_s: float
+
+    def __post_init__(self) -> None:
+        if self.window_s < 0:
+            raise ValueError("window_s must be >= 0")
+        if self.initial_delay_s <= 0 or self.max_delay_s < self.initial_delay_s:
+            raise ValueError("need 0 < initial_delay_s <= max_delay_s")
+
+    def waits(self, clock: Callable[[], float] = time.monotonic) -> Iterator[float]:
+        """Yield the sleep before each retry, as long as the retry would start inside the window."""
+        deadline = clock() + self.window_s
+        delay = self.initial_delay_s
+        while True:
+            remaining = deadline - clock()
+            if remaining <= 0:
+                return
+            yield min(delay, remaining)
+            delay = min(self.max_delay_s, delay * 2)
+
+
+# Why: a node restart (an upgrade, an OOM kill, a moved VM) takes a JVM 20-60 s on a
+# small machine; a 40k-document build must ride that out instead of failing. Two
+# minutes covers a restart with room to spare; past it the build stops with the
+# index name and the `--resume` command, because nothing acknowledged is lost and
+# resuming skips what is already indexed. Waits stay <= 10 s so the build picks up
+# within seconds of the node's return.
+BUILD_OUTAGE = OutagePolicy(window_s=120.0, initial_delay_s=1.0, max_delay_s=10.0)
+
 # Why: a JVM node on 2 cores needs 15-60 s to reach yellow; polling every
 # half second notices readiness promptly without hammering the node.
 NODE_STARTUP_TIMEOUT_S = 180.0
@@ -67,6 +106,30 @@ URL_FETCH_READ_TIMEOUT_S = 10.0
 # Why: a 503 from the query service tells clients when to come back; five
 # seconds matches the client's own retry of a restarting node.
 SERVICE_RETRY_AFTER_S = 5
+
+
+def ride_out(
+    operation: Callable[[], T],
+    policy: OutagePolicy,
+    retry_if: Callable[[BaseException], bool],
+    sleep: Callable[[float], None] = time.sleep,
+    on_retry: Callable[[BaseException, float], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> T:
+    """Run ``operation``; while it fails with an exception ``retry_if`` accepts, wait per ``policy``
+    and retry until the window ends. ``on_retry(error, delay)`` hears of each retry (counters, logs).
+    """
+    waits = policy.waits(clock)
+    while True:
+        try:
+            return operation()
+        except Exception as exc:
+            delay = next(waits, None) if retry_if(exc) else None
+            if delay is None:
+                raise
+            if on_retry is not None:
+                on_retry(exc, delay)
+            sleep(delay)
 
 
 def retry_call(

@@ -8,6 +8,7 @@ protocol for ``helpers.streaming_bulk``: it rejects one document once with 429
 from __future__ import annotations
 
 import http.server
+import itertools
 import io
 import json
 import socket
@@ -26,7 +27,7 @@ from indexer.pipeline import DeadLetterWriter, PipelineConfig, Prepared, encode_
     run_pipeline
 from indexer.testing import FakeEncoder
 from mmsearch.exceptions import ClusterUnavailableError, ConfigError, ImageDecodeError, IndexingError
-from mmsearch.retries import BackoffPolicy
+from mmsearch.retries import BackoffPolicy, OutagePolicy
 
 
 class _Bulk(http.server.BaseHTTPRequestHandler):
@@ -198,6 +199,53 @@ def test_unreachable_node_during_bulk_fails_the_run_as_unavailable(catalog, bulk
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     es = Elasticsearch(f"http://127.0.0.1:{port}", max_retries=0)
+    window = OutagePolicy(window_s=0.5, initial_delay_s=0.05, max_delay_s=0.2)
     with pytest.raises(ClusterUnavailableError, match="Elasticsearch is unreachable") as raised:
-        _run(es, catalog, FakeEncoder(), DeadLetterWriter(None), bulk_threads=bulk_threads)
+        _run(es, catalog, FakeEncoder(), DeadLetterWriter(None), bulk_threads=bulk_threads, outage=window)
     assert raised.value.context["index"] == "idx"
+
+
+def test_ride_out_retries_an_outage_until_its_window_ends_and_not_other_errors():
+    from mmsearch.exceptions import IndexNotFoundError
+    from mmsearch.gateway import is_outage
+    from mmsearch.retries import ride_out
+
+    clock = [0.0]
+    calls: list[float] = []
+
+    def down() -> None:
+        calls.append(clock[0])
+        raise ClusterUnavailableError("down")
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    policy = OutagePolicy(window_s=30.0, initial_delay_s=1.0, max_delay_s=8.0)
+    waits = list(itertools.islice(policy.waits(clock=lambda: clock[0]), 3))
+    assert waits == [1.0, 2.0, 4.0]  # doubling per retry, whatever the clock says
+    with pytest.raises(ClusterUnavailableError):
+        ride_out(down, policy, is_outage, sleep=sleep, clock=lambda: clock[0])
+    # 1 + 2 + 4 + 8 + 8 + 7 (the rest of the window): the last retry starts at 30 s, none after it.
+    assert calls == [0.0, 1.0, 3.0, 7.0, 15.0, 23.0, 30.0]
+
+    attempts = []
+
+    def missing() -> None:
+        attempts.append(1)
+        raise IndexNotFoundError("no such index")
+
+    with pytest.raises(IndexNotFoundError):
+        ride_out(missing, policy, is_outage, sleep=sleep, clock=lambda: clock[0])
+    assert attempts == [1]  # waiting does not create an index
+
+    state = {"left": 2}
+
+    def flaky() -> str:
+        if state["left"]:
+            state["left"] -= 1
+            raise ClusterUnavailableError("restarting")
+        return "ok"
+
+    heard: list[float] = []
+    assert ride_out(flaky, policy, is_outage, sleep=lambda s: None, on_retry=lambda e, d: heard.append(d)) == "ok"
+    assert len(heard) == 2

@@ -42,7 +42,8 @@ class FakeEncoder:
 
 def _app(es: FakeES | None = None, encoder: Any = None, limits: ServiceLimits | None = None,
          capabilities: Any = NO_PLUGINS) -> Any:
-    settings = Settings(products_alias=ALIAS)
+    # No rate limit: these tests send hundreds of requests from one address (tests/unit/test_rate_limit.py has it).
+    settings = Settings(products_alias=ALIAS, rate_limit="off")
     return create_app(settings, es=es or FakeES(), encoder=encoder, capabilities=capabilities, limits=limits)
 
 
