@@ -305,6 +305,29 @@ def http_tls_settings(files: TlsFiles, conf_dir: Path) -> dict[str, str]:
     }
 
 
+def node_settings(cfg: NodeConfig, port: int, node_dir: Path, tls_files: TlsFiles | None) -> dict[str, str]:
+    """The ``-E`` settings of one start: loopback, single node, security (and HTTPS) only in secure mode."""
+    settings = {
+        "cluster.name": f"mmsearch-{cfg.name}",
+        "node.name": cfg.name,
+        "network.host": "127.0.0.1",
+        "http.port": str(port),
+        "transport.port": "0",
+        "discovery.type": "single-node",
+        "path.data": str(node_dir / "data"),
+        "path.logs": str(node_dir / "logs"),
+        "xpack.security.enabled": "true" if cfg.secure else "false",
+        "xpack.security.http.ssl.enabled": "false",
+        # Single node, transport bound to loopback: no other node to authenticate.
+        "xpack.security.transport.ssl.enabled": "false",
+        # A dev box disk is often >90% full; the watermarks would make every index read-only.
+        "cluster.routing.allocation.disk.threshold_enabled": "false",
+    }
+    if tls_files is not None:
+        settings.update(http_tls_settings(tls_files, node_dir / "config"))
+    return settings
+
+
 # --- the node ------------------------------------------------------------------------
 
 
@@ -409,24 +432,7 @@ class LocalNode:
         if cfg.secure:
             self._write_file_realm_user(dist, env, username or "", password or "", ["superuser"], run_as_other)
 
-        settings = {
-            "cluster.name": f"mmsearch-{cfg.name}",
-            "node.name": cfg.name,
-            "network.host": "127.0.0.1",
-            "http.port": str(port),
-            "transport.port": "0",
-            "discovery.type": "single-node",
-            "path.data": str(data_dir),
-            "path.logs": str(logs_dir),
-            "xpack.security.enabled": "true" if cfg.secure else "false",
-            "xpack.security.http.ssl.enabled": "false",
-            # Single node, transport bound to loopback: no other node to authenticate.
-            "xpack.security.transport.ssl.enabled": "false",
-            # A dev box disk is often >90% full; the watermarks would make every index read-only.
-            "cluster.routing.allocation.disk.threshold_enabled": "false",
-        }
-        if tls_files is not None:
-            settings.update(http_tls_settings(tls_files, conf_dir))
+        settings = node_settings(cfg, port, node_dir, tls_files)
         pid_file = node_dir / "es.pid"
         pid_file.unlink(missing_ok=True)
         cmd = [str(dist / "bin" / "elasticsearch"), "-d", "-p", str(pid_file)]

@@ -197,3 +197,19 @@ def test_create_api_key_on_a_cluster_without_analysis_common_says_why() -> None:
     with pytest.raises(ClusterError) as passed_on:
         create_api_key(_Client(other), "svc", {})
     assert passed_on.value is other
+
+
+def test_node_settings_turn_on_https_only_in_secure_mode(tmp_path: Path) -> None:
+    from mmsearch.esnode import node_settings
+    from mmsearch.tls import TlsFiles
+
+    node_dir = tmp_path / "n"
+    plain = node_settings(NodeConfig(name="n"), 9299, node_dir, None)
+    assert plain["xpack.security.enabled"] == "false" and plain["xpack.security.http.ssl.enabled"] == "false"
+    assert not any(key.startswith("xpack.security.http.ssl.certificate") for key in plain)
+    secure = node_settings(NodeConfig(name="n", secure=True), 9299, node_dir,
+                           TlsFiles(node_dir / "config" / "certs"))
+    assert secure["xpack.security.enabled"] == "true" and secure["xpack.security.http.ssl.enabled"] == "true"
+    assert secure["xpack.security.http.ssl.key"] == "certs/node.key"
+    assert secure["network.host"] == "127.0.0.1" and secure["http.port"] == "9299"
+    assert secure["path.data"] == str(node_dir / "data")
