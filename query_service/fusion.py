@@ -218,7 +218,7 @@ def rrf(legs: Mapping[str, Leg], weights: Mapping[str, float] | None = None, k: 
     if k < 0:
         raise ValueError("rrf k must be >= 0")
     clean, leg_weights = _prepare(legs, weights)
-    # Insertion order of ``scores`` is the order of first appearance (leg order, then rank), and
+    # Insertion order of ``scores`` is the order of first appearance (legs by name, then rank), and
     # sorted() is stable, so ties keep that order. Each term is weight * (1 / (k + rank)), the
     # same arithmetic as the breakdown, so the contributions add up to the score exactly.
     scores: dict[str, float] = {}
@@ -266,12 +266,12 @@ def linear(legs: Mapping[str, Leg], weights: Mapping[str, float] | None = None, 
     parts: dict[str, dict[str, LegContribution]] = {}
     for doc_id in order:
         present = {name: normalized[name][doc_id] for name in clean if doc_id in normalized[name]}
-        values = {name: value for name, (_, _, value) in present.items()}
         if combination == "arithmetic":
             # A leg that did not return the doc counts as 0 with its full weight (OpenSearch parity).
-            score = sum(leg_weights[n] * v for n, v in values.items()) / total_weight
-            shares = {n: leg_weights[n] * v / total_weight for n, v in values.items()}
+            score = sum(leg_weights[n] * v for n, (_, _, v) in present.items()) / total_weight
+            shares = {n: leg_weights[n] * v / total_weight for n, (_, _, v) in present.items()}
         else:
+            values = {name: value for name, (_, _, value) in present.items()}
             score, shares = _weighted_mean(combination, values, leg_weights)
         scores[doc_id] = score
         parts[doc_id] = {n: LegContribution(rank, raw, value, given_weights[n], shares[n])
@@ -282,8 +282,10 @@ def linear(legs: Mapping[str, Leg], weights: Mapping[str, float] | None = None, 
 def _weighted_mean(combination: str, values: Mapping[str, float], weights: Mapping[str, float]
                    ) -> tuple[float, dict[str, float]]:
     """Geometric or harmonic mean of one doc's positive normalised scores, and its split over the
-    legs in proportion to ``weight * value``. Computed in logs: a plain ``sum(w / v)`` overflows
-    for tiny values and underflows to 0 (a division by zero) for tiny weights over huge values."""
+    legs in proportion to ``weight * value``. The plain sums ``sum(w / v)`` and ``sum(w * v)``
+    overflow for tiny values and underflow to 0 (a division by zero) for tiny weights over huge
+    values; only then are they redone in logs, which is slower (measured on a loaded 2-core machine:
+    harmonic fusion of 3 x 100 hits took 2.7 ms always in logs, 1.7-1.8 ms plain)."""
     usable = {n: v for n, v in values.items() if v > 0 and weights[n] > 0}
     if not usable:
         return 0.0, {n: 0.0 for n in values}
@@ -293,8 +295,15 @@ def _weighted_mean(combination: str, values: Mapping[str, float], weights: Mappi
         # (a subnormal weight gave e instead of 2.0 for a lone value of 2.0).
         score = math.exp(sum(weights[n] / weight_sum * math.log(v) for n, v in usable.items()))
     else:
-        log_denominator = _log_sum_exp([math.log(weights[n]) - math.log(v) for n, v in usable.items()])
-        score = math.exp(math.log(weight_sum) - log_denominator)
+        denominator = sum(weights[n] / v for n, v in usable.items())
+        if 0 < denominator < math.inf:
+            score = weight_sum / denominator
+        else:
+            score = math.exp(math.log(weight_sum)
+                             - _log_sum_exp([math.log(weights[n]) - math.log(v) for n, v in usable.items()]))
+    mass = sum(weights[n] * v for n, v in usable.items())
+    if 0 < mass < math.inf:
+        return score, {n: score * weights[n] * usable[n] / mass if n in usable else 0.0 for n in values}
     log_mass = {n: math.log(weights[n]) + math.log(v) for n, v in usable.items()}
     log_total = _log_sum_exp(list(log_mass.values()))
     return score, {n: score * math.exp(log_mass[n] - log_total) if n in usable else 0.0 for n in values}
