@@ -43,7 +43,7 @@ MIN_CASES = 2000
 #: their own cases). /search runs the encoders and five legs per accepted case, the rest are cheap:
 #: chosen so the module makes > 2,000 requests in under ~4 minutes on a 2-core machine.
 SEARCH_EXAMPLES = 40
-OTHER_EXAMPLES = 150
+OTHER_EXAMPLES = 120
 ALIAS_EXAMPLES = 100
 EVENTS_TOKEN = "fuzz-events-token-0123456789"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
@@ -54,11 +54,11 @@ SEEN: Counter[tuple[str, int]] = Counter()
 
 
 @schemathesis.serializer("application/x-ndjson")
-def _ndjson(ctx: Any, value: Any) -> dict[str, bytes]:
+def _ndjson(ctx: Any, value: Any) -> bytes:
     """The document describes an _msearch body as its decoded lines; on the wire they are one JSON a line."""
     if isinstance(value, list):
-        return {"data": b"".join(json.dumps(line).encode() + b"\n" for line in value)}
-    return {"data": value if isinstance(value, bytes) else json.dumps(value).encode()}
+        return b"".join(json.dumps(line).encode() + b"\n" for line in value)
+    return value if isinstance(value, bytes) else json.dumps(value).encode()
 
 
 def _settings_for_fuzzing(search_settings: Settings, events_index: str) -> Settings:
@@ -73,18 +73,25 @@ def _settings_for_fuzzing(search_settings: Settings, events_index: str) -> Setti
 
 
 @pytest.fixture(scope="module")
-def fuzzed_app(search_index: str, search_settings: Settings, encoder: Any, es_session_client: Any) -> Iterator[Any]:
-    # A private alias on the shared test index: other sessions on the same node move (and delete) the
-    # shared alias meanwhile, which readiness and every search would answer as a 503.
-    alias, events_index = f"t-fuzz-{uuid.uuid4().hex[:8]}", f"t-fuzz-events-{uuid.uuid4().hex[:8]}"
-    es_session_client.indices.put_alias(index=search_index, name=alias)
-    settings = _settings_for_fuzzing(dataclasses.replace(search_settings, products_alias=alias), events_index)
+def event_logger(search_index: str, es_session_client: Any) -> Iterator[EventLogger]:
+    events_index = f"t-fuzz-events-{uuid.uuid4().hex[:8]}"
     # Synchronous flushes every 50 events: a document Elasticsearch refuses surfaces during the run.
     logger = EventLogger(es_session_client, events_index, flush_every=50, background=False)
-    yield create_app(settings, encoder=encoder, event_logger=logger)
+    yield logger
     logger.close()
     es_session_client.indices.delete(index=events_index, ignore_unavailable=True)
-    es_session_client.indices.delete_alias(index=search_index, name=alias, ignore=[404])
+
+
+@pytest.fixture(scope="module")
+def fuzzed_app(search_index: str, search_settings: Settings, encoder: Any, es_session_client: Any,
+               event_logger: EventLogger) -> Iterator[Any]:
+    # A private alias on the shared test index: other sessions on the same node move (and delete) the
+    # shared alias meanwhile, which readiness and every search would answer as a 503.
+    alias = f"t-fuzz-{uuid.uuid4().hex[:8]}"
+    es_session_client.indices.put_alias(index=search_index, name=alias)
+    settings = _settings_for_fuzzing(dataclasses.replace(search_settings, products_alias=alias), event_logger.index)
+    yield create_app(settings, encoder=encoder, event_logger=event_logger)
+    es_session_client.options(ignore_status=404).indices.delete_alias(index=search_index, name=alias)
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +120,8 @@ def test_the_fuzzed_document_is_the_served_one(fuzzed_app: Any) -> None:
 def _call_and_check(case: Any, app: Any, headers: dict[str, str]) -> None:
     response = case.call_and_validate(headers=headers, checks=CHECKS, app=app)
     on_alias = (case.path_parameters or {}).get("index") == app.extensions["mmsearch"].settings.products_alias
-    SEEN[(f"{case.method} {case.path}" + (" [alias]" if on_alias else ""), response.status_code)] += 1
+    media = f" ({case.media_type})" if case.path == "/search" and case.method == "POST" else ""
+    SEEN[(f"{case.method} {case.path}{media}" + (" [alias]" if on_alias else ""), response.status_code)] += 1
     assert response.status_code < 500, (case.as_curl_command(), response.text[:500])
     if 400 <= response.status_code < 500:
         body = response.json()  # every error is JSON
@@ -142,6 +150,17 @@ def test_proxy_operations_on_the_product_alias(case: Any, fuzzed_app: Any) -> No
     _call_and_check(case, fuzzed_app, {})
 
 
+@pytest.mark.xfail(strict=True, reason="POST /events accepts any ts (relevance.http.validate_event checks none); "
+                   "Elasticsearch refuses e.g. ts 'abc' at the flush, and EventLogger puts the refused batch "
+                   "back, so no later event is written either (issue 15 report)")
+def test_every_accepted_event_reached_the_events_index(event_logger: EventLogger) -> None:
+    """After the fuzzing above: what /events accepted (202) was written, not parked in the buffer."""
+    event_logger.flush()
+    print(f"\nevents: written {event_logger.written}, failed flushes {event_logger.failed_flushes}, "
+          f"still buffered {event_logger.buffered}")
+    assert event_logger.written > 0 and event_logger.buffered == 0 and event_logger.failed_flushes == 0
+
+
 def test_zz_enough_cases_were_generated() -> None:
     """Runs last (file order): the fuzz tests above generated at least MIN_CASES requests, none a 5xx."""
     per_operation: Counter[str] = Counter()
@@ -149,7 +168,9 @@ def test_zz_enough_cases_were_generated() -> None:
     for (operation, status), count in sorted(SEEN.items()):
         per_operation[operation] += count
         statuses[status] += count
-    print("\ncases per operation:", dict(sorted(per_operation.items())))
-    print("statuses:", dict(sorted(statuses.items())))
+    print(f"\n{sum(per_operation.values())} cases; statuses: {dict(sorted(statuses.items()))}")
+    for operation, count in sorted(per_operation.items()):
+        seen = {status: n for (name, status), n in sorted(SEEN.items()) if name == operation}
+        print(f"  {operation}: {count} {seen}")
     assert sum(per_operation.values()) >= MIN_CASES, per_operation
     assert not [status for status in statuses if status >= 500]
