@@ -43,6 +43,7 @@ ENV_VARS: dict[str, str] = {
     "MMSEARCH_ES_TIMEOUT": "request_timeout_s",
     "MMSEARCH_ALIAS": "products_alias",
     "MMSEARCH_EVENTS_INDEX": "events_index",
+    "MMSEARCH_EVENTS_FLUSH_INTERVAL_S": "events_flush_interval_s",
     "MMSEARCH_MODEL_DIR": "model_dir",
     "MMSEARCH_STATE_DIR": "state_dir",
     "MMSEARCH_RANKING": "ranking_file",
@@ -77,6 +78,9 @@ class Settings:
     request_timeout_s: float = 30.0
     products_alias: str = "products"
     events_index: str = "mmsearch-events"
+    #: How often buffered events are written (also when the buffer reaches its flush size, and at
+    #: shutdown). Longer means fewer bulk requests; nothing accepted is dropped either way.
+    events_flush_interval_s: float = 1.0
     model_dir: Path | None = None
     state_dir: Path = field(default=DEFAULT_STATE_DIR)
     #: The query service's default ranking and proxy options (query_service.ranking.load_service_ranking).
@@ -139,6 +143,9 @@ class Settings:
         if not (0 < float(self.request_timeout_s) <= 600):
             raise ConfigError("request_timeout_s must be in (0, 600]", setting="request_timeout_s",
                               value=self.request_timeout_s)
+        if not (0 < float(self.events_flush_interval_s) <= 86_400):
+            raise ConfigError("events_flush_interval_s must be in (0, 86400]", setting="events_flush_interval_s",
+                              value=self.events_flush_interval_s)
         for name in ("products_alias", "events_index"):
             value = getattr(self, name)
             if not _INDEX_NAME.match(value or ""):
@@ -306,12 +313,12 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
         except ValueError as exc:
             raise ConfigError("trusted_proxies must be a whole number", setting="trusted_proxies",
                               value=out["trusted_proxies"]) from exc
-    if isinstance(out.get("request_timeout_s"), str):
-        try:
-            out["request_timeout_s"] = float(out["request_timeout_s"])
-        except ValueError as exc:
-            raise ConfigError("request_timeout_s must be a number of seconds", setting="request_timeout_s",
-                              value=out["request_timeout_s"]) from exc
+    for name in ("request_timeout_s", "events_flush_interval_s"):
+        if isinstance(out.get(name), str):
+            try:
+                out[name] = float(out[name])
+            except ValueError as exc:
+                raise ConfigError(f"{name} must be a number of seconds", setting=name, value=out[name]) from exc
     return out
 
 

@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from mmsearch import retries
 from mmsearch.exceptions import ClusterAuthError, ClusterError, ClusterUnavailableError, IndexNotFoundError
 
 T = TypeVar("T")
@@ -146,7 +147,8 @@ class ElasticsearchGateway:
         if timeout_s is None:
             return self.client
         if timeout_s not in self._timeout_clients:
-            self._timeout_clients[timeout_s] = self.client.options(request_timeout=timeout_s)
+            self._timeout_clients[timeout_s] = self.client.options(
+                request_timeout=timeout_s, retry_on_timeout=retries.SEARCH_RETRY_ON_TIMEOUT)
         return self._timeout_clients[timeout_s]
 
     def msearch(self, searches: Sequence[Mapping[str, Any]], *, timeout_s: float | None = None) -> list[dict[str, Any]]:
@@ -179,7 +181,8 @@ class ElasticsearchGateway:
             raise
 
     def cluster_health(self, timeout: str = "2s") -> dict[str, Any]:
-        return dict(body_of(guarded("cluster health", lambda: self.client.cluster.health(timeout=timeout))))
+        client = self.client.options(request_timeout=retries.READINESS_TIMEOUT_S, max_retries=0)
+        return dict(body_of(guarded("cluster health", lambda: client.cluster.health(timeout=timeout))))
 
     def forward(self, method: str, path: str, params: Mapping[str, str], body: Any) -> ForwardedResponse:
         from elasticsearch import ApiError

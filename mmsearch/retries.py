@@ -43,6 +43,17 @@ class BackoffPolicy:
 ES_CLIENT_MAX_RETRIES = 3
 ES_CLIENT_RETRY_ON_STATUS = (429, 502, 503, 504)
 
+# Why: a shopper's search has one deadline (the engine's leg timeout plus slack). A search
+# that timed out is not retried: against a hung node the retries would multiply the wait
+# (4 x 7 s) for an answer that is a 503 anyway. Refused connections are still retried:
+# they fail in microseconds, and a restarting node's other HTTP worker may take them.
+SEARCH_RETRY_ON_TIMEOUT = False
+
+# Why: /readyz must answer faster than an orchestrator's probe timeout (often 1-5 s). With
+# the client defaults (30 s, retried on timeout) a frozen node would hold a worker for two
+# minutes; one short attempt reads it as "not ready" at once.
+READINESS_TIMEOUT_S = 3.0
+
 # Why: bulk indexing is the one place ES pushes back on purpose (429 when the
 # write queue is full). Backing off up to 30 s lets merges catch up instead of
 # failing a 40k-document build; five attempts bound a dead cluster to ~1 min.

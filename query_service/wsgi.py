@@ -49,7 +49,8 @@ def create_app() -> Flask:
         from query_service.relevance.experiments import ExperimentManager
 
         experiments = ExperimentManager(os.environ["MMSEARCH_EXPERIMENTS"])
-        event_logger = EventLogger(settings.es_client(), settings.events_index)
+        event_logger = EventLogger(settings.es_client(), settings.events_index,
+                                   flush_interval_s=settings.events_flush_interval_s)
     service_ranking = load_service_ranking(settings.ranking_file) if settings.ranking_file else ServiceRanking()
     app = _create_app(settings, encoder=encoder, experiments=experiments, event_logger=event_logger,
                       default_ranking=service_ranking.default, proxy_options=dict(service_ranking.proxy))

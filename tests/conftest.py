@@ -54,6 +54,22 @@ def es_node() -> Iterator[dict[str, Any]]:
 
 
 @pytest.fixture(scope="session")
+def fault_node() -> Iterator[Any]:
+    """A node of the fault-injection tests' own, which they stop, freeze and start (never the shared one).
+
+    Started only when a test asks for it; stopped at the end of the session.
+    """
+    from mmsearch.esnode import LocalNode, NodeConfig
+
+    node = LocalNode(NodeConfig(name="pytest-faults", port=0))
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.fixture(scope="session")
 def es_settings(es_node: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(es_hosts=(es_node["url"],), request_timeout_s=60,
                     state_dir=tmp_path_factory.mktemp("state"))

@@ -3,21 +3,28 @@
 The buffer is bounded: when it is full (ES down for a long time) ``log_*``
 raises ``ClusterUnavailableError`` and the client gets a 503 it can retry,
 instead of events silently disappearing. A failed flush puts the batch back.
-``close()`` (also run at interpreter exit) flushes what is left.
+``close()`` (also run at interpreter exit, and so when gunicorn stops a worker
+with SIGTERM) flushes what is left. Delivery is at-least-once in the sense that
+an accepted event is kept until ES took it, and the ids make the writes
+idempotent, so none is doubled either (``flush``).
 """
 
 from __future__ import annotations
 
 import atexit
 import datetime as dt
+import logging
 import threading
+import uuid
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
 from mmsearch import retries
 from mmsearch.exceptions import ClusterError, ClusterUnavailableError
-from mmsearch.gateway import guarded, is_bulk_rejection
+from mmsearch.gateway import guarded
+
+log = logging.getLogger("mmsearch.events")
 
 EVENTS_MAPPING = {
     "dynamic": True,
@@ -48,6 +55,7 @@ class EventLogger:
         self._stop = threading.Event()
         self.written = 0
         self.failed_flushes = 0
+        self.rejected = 0  # events ES refused for good (mapping conflicts): logged, not retried
         self._ensure_index()
         self._thread = None
         if background:
@@ -66,6 +74,7 @@ class EventLogger:
                 raise
 
     def _add(self, doc: dict[str, Any]) -> None:
+        doc["_id"] = uuid.uuid4().hex  # fixed at acceptance: a re-sent event is recognised, not doubled
         with self._lock:
             if len(self._buffer) >= self.max_buffer:
                 raise ClusterUnavailableError("event buffer is full; retry later", buffered=len(self._buffer))
@@ -85,7 +94,13 @@ class EventLogger:
         return len(self._buffer)
 
     def flush(self) -> int:
-        """Write everything buffered; on failure the batch goes back to the front. Returns docs written."""
+        """Write everything buffered; what ES did not take goes back to the front. Returns docs written.
+
+        Each event carries the ``_id`` it was given when accepted and is written with ``create``:
+        re-sending a batch whose answer was lost (or that half succeeded) cannot double an
+        event, since ES answers 409 for one it already holds, which counts as written. That is
+        also why the service's credentials need only ``create_doc`` on the events index.
+        """
         from elasticsearch import helpers
 
         with self._flush_lock:
@@ -94,25 +109,52 @@ class EventLogger:
                 self._buffer.clear()
             if not batch:
                 return 0
-            actions = [{"_index": self.index, "_source": doc} for doc in batch]
+            by_id = {doc["_id"]: doc for doc in batch}
+            actions = [{"_op_type": "create", "_index": self.index, "_id": event_id,
+                        "_source": {k: v for k, v in doc.items() if k != "_id"}} for event_id, doc in by_id.items()]
 
-            def write() -> Any:
-                return guarded("write events", lambda: helpers.bulk(self.es, actions, refresh=False),
-                               index=self.index)
+            def write() -> list[dict[str, Any]]:
+                _, errors = guarded("write events", lambda: helpers.bulk(
+                    self.es, actions, refresh=False, raise_on_error=False, raise_on_exception=True), index=self.index)
+                return list(errors)  # type: ignore[arg-type]
 
             try:
-                # Retried: any ES error (the gateway's ClusterError family). Not retried: documents
-                # ES refused (BulkIndexError), which would be refused again; the batch waits in memory.
-                retries.retry_call(write, retries.EVENTS_FLUSH_BACKOFF, (ClusterError,))
-            except Exception as exc:
-                if not (isinstance(exc, ClusterError) or is_bulk_rejection(exc)):
-                    raise
+                # Retried: the whole request failing (the gateway's ClusterError family).
+                errors = retries.retry_call(write, retries.EVENTS_FLUSH_BACKOFF, (ClusterError,))
+            except ClusterError:
                 self.failed_flushes += 1
-                with self._lock:
-                    self._buffer.extendleft(reversed(batch))
+                self._put_back(batch)
                 return 0
-            self.written += len(batch)
-            return len(batch)
+            retry, rejected = self._sort_item_errors(errors, by_id)
+            self._put_back(retry)
+            written = len(batch) - len(retry) - rejected
+            self.written += written
+            return written
+
+    def _sort_item_errors(self, errors: list[dict[str, Any]],
+                          by_id: dict[str, dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+        """Events to try again (ES busy: 429/5xx). A 409 is an event already written; anything else
+        ES refuses would be refused again, so it is counted in ``rejected`` and logged, not retried."""
+        retry: list[dict[str, Any]] = []
+        rejected = 0
+        for error in errors:
+            item = next(iter(error.values()))
+            status = int(item.get("status", 0))
+            if status == 409:
+                continue
+            if status == 429 or status >= 500:
+                retry.append(by_id[item["_id"]])
+            else:
+                self.rejected += 1
+                rejected += 1
+                log.warning("Elasticsearch refused an event; it is dropped",
+                            extra={"fields": {"status": status, "error": str(item.get("error"))[:300]}})
+        return retry, rejected
+
+    def _put_back(self, events: list[dict[str, Any]]) -> None:
+        if events:
+            with self._lock:
+                self._buffer.extendleft(reversed(events))
 
     def _loop(self, interval: float) -> None:
         while not self._stop.wait(interval):

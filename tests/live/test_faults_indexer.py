@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,19 +88,6 @@ def test_bulk_backpressure_is_retried_exactly_and_nothing_is_lost_or_doubled(es,
 # --- the node going away --------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def fault_node() -> Iterator[Any]:
-    """A node of this module's own, which the tests stop and start."""
-    from mmsearch.esnode import LocalNode, NodeConfig
-
-    node = LocalNode(NodeConfig(name="pytest-faults", port=0))
-    node.start()
-    try:
-        yield node
-    finally:
-        node.stop()
-
-
 def _client(node: Any) -> Any:
     return Settings(es_hosts=(node.status().url,), request_timeout_s=30).es_client()
 
@@ -150,8 +136,10 @@ def test_an_outage_longer_than_the_window_ends_in_one_line_and_the_resume_loses_
               "--bulk-chunk-docs", "32"]
     run = _cli(["build", *common, "--outage-window", "5"], fault_node.status().url, tmp_path)
     deadline = time.monotonic() + 120
-    while not es.indices.exists(index="faults-outage-v*") and time.monotonic() < deadline:
+    while not es.indices.exists(index="faults-outage-v*") and time.monotonic() < deadline and run.poll() is None:
         time.sleep(0.2)
+    if run.poll() is not None:
+        pytest.fail(f"the build ended before the outage (exit {run.returncode}): {run.communicate()[1][-3000:]}")
     time.sleep(1.0)  # let a few chunks land
     fault_node.stop()
     try:
