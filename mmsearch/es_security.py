@@ -47,11 +47,10 @@ def service_role(alias: str, events_index: str | None = None,
     - ``view_index_metadata``: ``_alias`` (which index the alias points at) and ``_mapping`` (the index's
       ``_meta``, the model identity readiness compares) and the proxy's ``_mapping`` / ``_field_caps``.
     - ``monitor`` on the product indices: the /ops page's index status (``_stats`` docs and size).
-    - events (only with ``events_index``): ``index`` for the exposure/click bulk writes,
-      ``view_index_metadata`` for the logger's start-up existence check, and ``read`` for the /ops
-      page's experiment report. Why ``index`` and not the narrower ``create_doc`` (append only):
-      ``EventLogger`` sends bulk ``index`` actions without ids, which ES authorizes as ``index``; with
-      ``_op_type: create`` in its actions ``create_doc`` would do. Neither allows deletes. The events index itself is created by whoever
+    - events (only with ``events_index``): ``create_doc`` for the exposure/click bulk writes (append
+      only: ``EventLogger`` sends ``create`` actions with its own event ids; an ``index`` action, which
+      could overwrite an event, is refused), ``view_index_metadata`` for the logger's start-up existence
+      check, and ``read`` for the /ops page's experiment report. No update, no delete. The events index itself is created by whoever
       mints the key (``mmsearch node api-key --events-index``), so the service needs no ``create_index``.
     - ``extra_read_indices``: ``Settings.proxy_indices``, relayed read-only by the proxy.
     """
@@ -59,7 +58,7 @@ def service_role(alias: str, events_index: str | None = None,
         {"names": product_indices(alias), "privileges": ["read", "view_index_metadata", "monitor"]},
     ]
     if events_index:
-        indices.append({"names": [events_index], "privileges": ["index", "view_index_metadata", "read"]})
+        indices.append({"names": [events_index], "privileges": ["create_doc", "view_index_metadata", "read"]})
     if extra_read_indices:
         indices.append({"names": list(extra_read_indices), "privileges": ["read", "view_index_metadata"]})
     return {"cluster": ["monitor"], "indices": indices}

@@ -195,8 +195,10 @@ def test_service_reads_the_alias_and_nothing_else(node: tuple[LocalNode, NodeInf
     refused(lambda: es.search(index=OTHER))
     refused(lambda: es.search(index=LOOKALIKE))
     refused(lambda: es.get(index=OTHER, id="1"))
-    # Events: written, never deleted.
-    written = es.index(index=EVENTS, document={"type": "click"}, refresh=True)["_id"]
+    # Events: appended, never overwritten or deleted.
+    written = es.create(index=EVENTS, id="pytest-event-1", document={"type": "click"}, refresh=True)["_id"]
+    refused(lambda: es.index(index=EVENTS, id=written, document={"type": "forged"}))
+    refused(lambda: es.update(index=EVENTS, id=written, doc={"type": "forged"}))
     refused(lambda: es.delete(index=EVENTS, id=written))
     refused(lambda: es.indices.delete(index=EVENTS))
 
@@ -206,6 +208,7 @@ def test_service_appends_events(node: tuple[LocalNode, NodeInfo], users: dict[st
     from query_service.relevance.events import EventLogger
 
     _, info = node
+    admin.indices.refresh(index=EVENTS)
     before = admin.count(index=EVENTS)["count"]
     logger = EventLogger(settings_for(info, **users["service"]).es_client(), EVENTS, background=False)
     logger.log_event({"type": "click", "query_id": "q1", "doc_id": "d1", "position": 1})

@@ -143,7 +143,7 @@ def test_roles_grant_what_each_stage_needs_and_no_more() -> None:
                                  "privileges": ["read", "view_index_metadata", "monitor"]}]
     with_events = service_role("p", events_index="ev", extra_read_indices=("faq",))
     by_name = {entry["names"][0]: set(entry["privileges"]) for entry in with_events["indices"]}
-    assert by_name["ev"] == {"index", "view_index_metadata", "read"}  # no delete, no index admin
+    assert by_name["ev"] == {"create_doc", "view_index_metadata", "read"}  # append only, no index admin
     assert by_name["faq"] == {"read", "view_index_metadata"}
     writes = {"write", "delete", "manage", "create_index", "delete_index", "all"}
     assert not any(writes & privileges for privileges in by_name.values())
