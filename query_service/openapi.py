@@ -212,12 +212,18 @@ def _index_parameter() -> dict[str, Any]:
             "schema": {"type": "string", "minLength": 1, "pattern": "^[^/]+$"}}
 
 
+def _options_header() -> dict[str, Any]:
+    return {"name": "X-Hybrid-Options", "in": "header", "required": False, "description": "'off' (pass through) "
+            "or a JSON object of ranking overrides (plus facets: fused | lexical); replaces the deployment's",
+            "schema": {"type": "string"}}
+
+
 def _es_ok(description: str) -> dict[str, Any]:
     return {"200": {"description": description, "content": _json_content(_ref("schemas", "EsAnswer"))}}
 
 
 def _proxy_paths() -> dict[str, Any]:
-    index = [_index_parameter()]
+    index = [_index_parameter(), _options_header()]
     dsl = {"required": False, "content": _json_content(_ref("schemas", "EsDsl"))}
     # What the NDJSON lines hold once decoded: header, body, header, body, ... (one JSON object a line).
     ndjson = {"required": True, "content": {"application/x-ndjson": {"schema": {
@@ -238,7 +244,7 @@ def _proxy_paths() -> dict[str, Any]:
                              "get": operation("proxySearchGet", "Elasticsearch-compatible search (no body)",
                                               hybrid),
                              "post": operation("proxySearch", "Elasticsearch-compatible search", hybrid, dsl)},
-        "/_msearch": {"post": operation("proxyMsearch", "multi-search; each item's index is checked", msearch,
+        "/_msearch": {"parameters": [_options_header()], "post": operation("proxyMsearch", "multi-search; each item's index is checked", msearch,
                                         ndjson)},
         "/{index}/_msearch": {"parameters": index,
                               "post": operation("proxyIndexMsearch", "multi-search with a default index", msearch,

@@ -17,8 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import jsonschema
+
 from mmsearch.exceptions import ForbiddenRequestError, MMSearchError, RequestValidationError
 from query_service.dsl import FACET_MODES, AppQuery, AppResult
+from query_service.validation import RANKING_OVERRIDES_SCHEMA
 
 #: Body keys that change the meaning of a search so much that fusing would break it.
 _NOT_IMPROVABLE = ("sort", "knn", "retriever", "rescore", "collapse", "search_after", "pit", "suggest",
@@ -26,6 +29,8 @@ _NOT_IMPROVABLE = ("sort", "knn", "retriever", "rescore", "collapse", "search_af
                    # Lucene score explanations describe BM25 scores; fused scores have none.
                    "explain")
 OPTIONS_HEADER = "X-Hybrid-Options"
+#: The header's ranking overrides take the same shape checks as the /search body's ``ranking``.
+RANKING_OVERRIDES_VALIDATOR = jsonschema.Draft202012Validator(RANKING_OVERRIDES_SCHEMA)
 #: Proxy options that are not ranking overrides: ``off`` (pass through) and ``facets`` (dsl.FACET_MODES).
 PROXY_ONLY_OPTIONS = ("off", "facets")
 
@@ -147,6 +152,11 @@ def parse_options(header: str | None) -> dict[str, Any]:
         raise ValueError(f"{OPTIONS_HEADER} must be 'off' or a JSON object") from None
     if not isinstance(options, dict):
         raise ValueError(f"{OPTIONS_HEADER} must be a JSON object")
+    try:
+        RANKING_OVERRIDES_VALIDATOR.validate(options)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path)
+        raise ValueError(f"{OPTIONS_HEADER} is invalid at {where}: {exc.message}") from None
     return options
 
 

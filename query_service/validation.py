@@ -33,6 +33,15 @@ class ServiceLimits:
 NON_BLANK = r"\S"
 TEXT_OR_IMAGE_MESSAGE = "give a text query, an image, or both"
 
+#: The shape of RankingConfig overrides that RankingConfig itself does not check before using them
+#: (a non-object ``adaptive`` was a 500, a non-string ``name`` came back as the response's variant);
+#: the rest, unknown keys included, RankingConfig validates with its own messages.
+RANKING_OVERRIDES_SCHEMA: dict[str, Any] = {
+    "type": "object", "description": "RankingConfig overrides (method, legs, weights, ...)",
+    "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 200},
+                   "adaptive": {"type": ["object", "null"], "description": "a fitted AdaptivePolicy"}},
+}
+
 SEARCH_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -49,7 +58,7 @@ SEARCH_SCHEMA: dict[str, Any] = {
         "explain": {"type": "boolean"},
         "user_id": {"type": "string", "maxLength": 200},
         "session_id": {"type": "string", "maxLength": 200},
-        "ranking": {"type": "object", "description": "RankingConfig overrides (method, legs, weights, ...)"},
+        "ranking": RANKING_OVERRIDES_SCHEMA,
     },
     # The "text or image" rule of SearchRequest, in the schema so that the OpenAPI document says it too:
     # a text with a non-blank character (the service strips it), or a non-empty image.

@@ -124,6 +124,32 @@ def test_one_weighted_modality_is_enough() -> None:
     assert from_json({"text": "x", "image_weight": 0}, LIMITS)[0].text_weight == 1.0
 
 
+@pytest.mark.parametrize(("ranking", "where"), [
+    ({"adaptive": [1]}, "ranking/adaptive"),  # found by fuzzing: an AttributeError in RankingConfig, a 500
+    ({"adaptive": "x"}, "ranking/adaptive"),
+    ({"name": 5}, "ranking/name"),  # came back as the response's variant: 5
+    ({"name": ""}, "ranking/name"),
+])
+def test_ranking_overrides_of_the_wrong_shape_are_a_400(ranking: dict, where: str) -> None:
+    with pytest.raises(RequestValidationError, match=f"invalid request at {where}"):
+        from_json({"text": "x", "ranking": ranking}, LIMITS)
+
+
+def test_ranking_overrides_keep_their_own_validation() -> None:
+    # Unknown keys and value ranges stay RankingConfig's to judge (its messages name the known settings).
+    assert from_json({"text": "x", "ranking": {"colour": "red", "adaptive": None}}, LIMITS)[1] == {
+        "colour": "red", "adaptive": None}
+
+
+@pytest.mark.parametrize("header", ['{"adaptive": "x"}', '{"adaptive": [1]}', '{"name": 5}'])
+def test_proxy_options_header_takes_the_same_shape_checks(header: str) -> None:
+    from query_service.proxy import parse_options
+
+    with pytest.raises(ValueError, match="X-Hybrid-Options is invalid at"):
+        parse_options(header)
+    assert parse_options('{"name": "mine", "adaptive": null, "facets": "lexical"}')["name"] == "mine"
+
+
 def test_schema_refuses_unknown_keys() -> None:
     assert SEARCH_SCHEMA["additionalProperties"] is False
 
