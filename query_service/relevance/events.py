@@ -50,6 +50,7 @@ class EventLogger:
         self.es, self.index = es, index
         self.max_buffer, self.flush_every = max_buffer, flush_every
         self._buffer: deque[dict[str, Any]] = deque()
+        self._in_flight = 0  # events taken out by the running flush
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._stop = threading.Event()
@@ -76,7 +77,8 @@ class EventLogger:
     def _add(self, doc: dict[str, Any]) -> None:
         doc["_id"] = uuid.uuid4().hex  # fixed at acceptance: a re-sent event is recognised, not doubled
         with self._lock:
-            if len(self._buffer) >= self.max_buffer:
+            # The batch being flushed still counts: it comes back if the flush fails.
+            if len(self._buffer) + self._in_flight >= self.max_buffer:
                 raise ClusterUnavailableError("event buffer is full; retry later", buffered=len(self._buffer))
             self._buffer.append(doc)
             due = len(self._buffer) >= self.flush_every
@@ -101,35 +103,43 @@ class EventLogger:
         event, since ES answers 409 for one it already holds, which counts as written. That is
         also why the service's credentials need only ``create_doc`` on the events index.
         """
-        from elasticsearch import helpers
-
         with self._flush_lock:
             with self._lock:
                 batch = list(self._buffer)
                 self._buffer.clear()
+                self._in_flight = len(batch)
             if not batch:
                 return 0
-            by_id = {doc["_id"]: doc for doc in batch}
-            actions = [{"_op_type": "create", "_index": self.index, "_id": event_id,
-                        "_source": {k: v for k, v in doc.items() if k != "_id"}} for event_id, doc in by_id.items()]
-
-            def write() -> list[dict[str, Any]]:
-                _, errors = guarded("write events", lambda: helpers.bulk(
-                    self.es, actions, refresh=False, raise_on_error=False, raise_on_exception=True), index=self.index)
-                return list(errors)  # type: ignore[arg-type]
-
             try:
-                # Retried: the whole request failing (the gateway's ClusterError family).
-                errors = retries.retry_call(write, retries.EVENTS_FLUSH_BACKOFF, (ClusterError,))
-            except ClusterError:
-                self.failed_flushes += 1
-                self._put_back(batch)
-                return 0
-            retry, rejected = self._sort_item_errors(errors, by_id)
-            self._put_back(retry)
-            written = len(batch) - len(retry) - rejected
-            self.written += written
-            return written
+                return self._write(batch)
+            finally:
+                with self._lock:
+                    self._in_flight = 0
+
+    def _write(self, batch: list[dict[str, Any]]) -> int:
+        from elasticsearch import helpers
+
+        by_id = {doc["_id"]: doc for doc in batch}
+        actions = [{"_op_type": "create", "_index": self.index, "_id": event_id,
+                    "_source": {k: v for k, v in doc.items() if k != "_id"}} for event_id, doc in by_id.items()]
+
+        def write() -> list[dict[str, Any]]:
+            _, errors = guarded("write events", lambda: helpers.bulk(
+                self.es, actions, refresh=False, raise_on_error=False, raise_on_exception=True), index=self.index)
+            return list(errors)  # type: ignore[arg-type]
+
+        try:
+            # Retried: the whole request failing (the gateway's ClusterError family).
+            errors = retries.retry_call(write, retries.EVENTS_FLUSH_BACKOFF, (ClusterError,))
+        except ClusterError:
+            self.failed_flushes += 1
+            self._put_back(batch)
+            return 0
+        retry, rejected = self._sort_item_errors(errors, by_id)
+        self._put_back(retry)
+        written = len(batch) - len(retry) - rejected
+        self.written += written
+        return written
 
     def _sort_item_errors(self, errors: list[dict[str, Any]],
                           by_id: dict[str, dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
