@@ -13,6 +13,7 @@ Reproduce: ``ES_URL=http://127.0.0.1:9250 .venv/bin/python -m pytest tests/live/
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import json
 import uuid
@@ -80,9 +81,15 @@ def event_logger(search_index: str, es_session_client: Any) -> Iterator[EventLog
     events_index = f"t-fuzz-events-{uuid.uuid4().hex[:8]}"
     # Synchronous flushes every 50 events: a document Elasticsearch refuses surfaces during the run.
     logger = EventLogger(es_session_client, events_index, flush_every=50, background=False)
-    yield logger
-    logger.close()
-    es_session_client.indices.delete(index=events_index, ignore_unavailable=True)
+    try:
+        yield logger
+    finally:
+        # Not at interpreter exit: a flush then would recreate the deleted index (automatic creation).
+        atexit.unregister(logger.close)
+        try:
+            logger.close()
+        finally:
+            es_session_client.indices.delete(index=events_index, ignore_unavailable=True)
 
 
 @pytest.fixture(scope="module")
