@@ -305,6 +305,11 @@ def swap(es: Any, alias: str, target: str, *, loaded_identity: str | None, force
                             "`index enrich --from {alias} --replace-legacy`", alias=alias)
     meta = index_meta(es, target)
     check_model(target, meta.get("model_identity"), loaded_identity, force)
+    if not force and count(es, target) == 0:
+        # A build whose every bulk item was refused (e.g. credentials without the index privilege)
+        # still leaves an index: swapping it in would answer every shopper with nothing.
+        raise IndexingError("refusing to swap to an empty index: shoppers would get no results "
+                            "(pass --force to swap anyway)", target=target)
     if current == [target]:
         return {"alias": alias, "index": target, "previous": target, "changed": False}
     if current:

@@ -116,3 +116,14 @@ def test_cli_status_validate_and_clear_errors(es, es_node, encoder, model_dir, i
     assert out.returncode == 2 and "cannot check the model" in out.stderr and "Traceback" not in out.stderr
     out = run("build", "--alias", index_name, "--catalog", "/nonexistent.jsonl", "--model", str(model_dir))
     assert out.returncode == 2 and "catalog not found" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_an_empty_index_is_not_swapped_in_unless_forced(es, encoder, index_name, tmp_path):
+    from indexer.lifecycle import create_index, spec_for
+    from mappings import VectorConfig
+
+    empty = create_index(es, index_name, spec_for(es, encoder, VectorConfig(), None, "test"))
+    with pytest.raises(IndexingError, match="empty index"):
+        swap(es, index_name, empty, loaded_identity=encoder.identity)
+    assert alias_targets(es, index_name) == []
+    assert swap(es, index_name, empty, loaded_identity=encoder.identity, force=True)["changed"] is True

@@ -118,7 +118,10 @@ def test_breakdown_always_adds_up_to_the_fused_score(normalization: str, combina
 
 def test_ties_keep_a_stable_order_of_first_appearance() -> None:
     legs = {"one": [("x", 1.0), ("y", 1.0)], "two": [("z", 1.0)]}
-    assert ids(rrf(legs)) == ["x", "z", "y"]  # x and z tie at rank 1; x appeared first
+    # x and z tie at rank 1; x comes first because legs are read in name order ("one" < "two"),
+    # whatever the mapping's order: tie-breaks must not depend on how a caller built the dict.
+    assert ids(rrf(legs)) == ["x", "z", "y"]
+    assert ids(rrf({"two": legs["two"], "one": legs["one"]})) == ["x", "z", "y"]
     assert ids(linear(legs, normalization="none")) == ["x", "y", "z"]
     assert ids(rrf(legs)) == ids(rrf(legs))
 
