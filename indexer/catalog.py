@@ -17,9 +17,11 @@ count, report once on stderr.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -334,3 +336,73 @@ def count_records(config: CatalogConfig) -> int | None:
         with open(config.path, "rb") as handle:
             return sum(1 for line in handle if line.strip())
     return None
+
+
+# --- parts: one catalog split over several indexer processes ----------------------
+
+_PART = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
+#: More parts than this is a typo (each part is a process with its own encoder).
+MAX_PARTS = 4096
+
+
+def part_of(key: str, count: int) -> int:
+    """The 1-based part (of ``count``) that owns ``key``.
+
+    A stable hash of the key alone, not Python's salted ``hash()`` and not the line number: every
+    process, on every machine, puts a product in the same part, and adding or reordering products
+    never moves the others to another part (which would re-index them or leave stale copies).
+    """
+    digest = hashlib.sha256(key.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % count + 1
+
+
+@dataclass(frozen=True)
+class CatalogPart:
+    """Part ``number`` of ``count`` (``--shard i/n``, 1-based): the products whose id hashes to it."""
+
+    number: int = 1
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.count, int) and 1 <= self.count <= MAX_PARTS):
+            raise ConfigError(f"the number of parts must be in [1, {MAX_PARTS}]", setting="shard", count=self.count)
+        if not (isinstance(self.number, int) and 1 <= self.number <= self.count):
+            raise ConfigError("the part must be in [1, n] (parts are numbered from 1)", setting="shard",
+                              part=self.number, count=self.count)
+
+    @classmethod
+    def parse(cls, text: str) -> CatalogPart:
+        """``"2/3"`` -> part 2 of 3."""
+        match = _PART.match(text or "")
+        if not match:
+            raise ConfigError("--shard takes i/n, e.g. 2/3 (part i of n, from 1)", setting="shard", value=text)
+        return cls(number=int(match.group(1)), count=int(match.group(2)))
+
+    @property
+    def whole(self) -> bool:
+        return self.count == 1
+
+    @property
+    def label(self) -> str:
+        """``part2of3``: what per-part file names (dead letters) carry."""
+        return f"part{self.number}of{self.count}"
+
+    def owns(self, product_id: str) -> bool:
+        return part_of(product_id, self.count) == self.number
+
+    def select(self, items: Iterable[CatalogItem], id_of: Callable[[dict[str, Any]], str | None]
+               ) -> Iterator[CatalogItem]:
+        """The items of this part; ``id_of`` is the product id of a record (None when it has none).
+
+        A record without a usable id (or a line that could not be read) belongs to the part its
+        position hashes to, so exactly one part dead-letters it instead of every part.
+        """
+        for item in items:
+            if self.whole:
+                yield item
+                continue
+            key = id_of(item.record) if item.record is not None else None
+            if key is None:
+                key = "position:" + item.position
+            if self.owns(key):
+                yield item

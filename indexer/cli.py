@@ -57,6 +57,18 @@ def _vectors(args: argparse.Namespace) -> Any:
                         ef_construction=args.ef_construction)
 
 
+def _index_settings(args: argparse.Namespace) -> Any:
+    from mappings import IndexSettings
+
+    return IndexSettings(shards=args.shards, replicas=args.replicas)
+
+
+def _part(args: argparse.Namespace) -> Any:
+    from indexer.catalog import CatalogPart
+
+    return CatalogPart.parse(args.shard) if args.shard else CatalogPart()
+
+
 def _synonyms(args: argparse.Namespace) -> tuple[str, ...] | None:
     from mappings import load_synonyms
 
@@ -108,7 +120,8 @@ def _run_create(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     es = settings.es_client()
-    spec = spec_for(es, _model_facts(settings), _vectors(args), _synonyms(args), "create")
+    spec = spec_for(es, _model_facts(settings), _vectors(args), _synonyms(args), "create",
+                    settings=_index_settings(args))
     _print({"index": create_index(es, settings.products_alias, spec), "analyzer": spec.analysis.name})
     return 0
 
@@ -118,12 +131,18 @@ def _run_build(args: argparse.Namespace) -> int:
     from mappings import ModelFacts
 
     settings = _settings(args)
+    part = _part(args)
+    if args.swap and not part.whole:
+        raise ConfigError("--swap needs the whole catalog in the index: swap after the last part "
+                          "(`mmsearch index swap --index INDEX`)", setting="swap")
+    index_settings = _index_settings(args)
     es = settings.es_client()
     catalog = _catalog(args)
     encoder = _load_encoder(settings)
     summary = build(es, encoder, catalog, alias=settings.products_alias, state_dir=settings.state_dir,
-                    vectors=_vectors(args), synonyms=_synonyms(args), pipeline=_pipeline(args), resume=args.resume,
-                    dead_letter_path=args.dead_letter, force_merge=not args.no_force_merge)
+                    vectors=_vectors(args), synonyms=_synonyms(args), pipeline=_pipeline(args),
+                    resume=args.resume or args.into, dead_letter_path=args.dead_letter,
+                    force_merge=not args.no_force_merge, settings=index_settings, part=part)
     result: dict[str, Any] = {"summary": summary}
     if args.swap:
         report = validate(es, summary["index"], catalog=catalog, model=ModelFacts.from_encoder(encoder))
@@ -225,6 +244,14 @@ def _add_vectors(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--ef-construction", type=int, default=100, help="HNSW build-time candidate list")
 
 
+def _add_index_settings(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--shards", type=int, metavar="N",
+                     help="primary shards of the new index, 1..1024 (default: mappings/products.json, 1)")
+    cmd.add_argument("--replicas", type=int, metavar="R",
+                     help="replicas per shard, 0..16 (default: mappings/products.json, auto_expand_replicas 0-1: "
+                          "none on one node, one when a second node joins)")
+
+
 def _add_pipeline(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--batch-size", type=int, default=64, help="encoder batch size")
     cmd.add_argument("--decode-workers", type=int, default=2, help="image load/decode threads")
@@ -255,6 +282,7 @@ def register(subparsers: Any) -> None:
     cmd = sub.add_parser("create", help="create an empty versioned index")
     _add_common(cmd, model=True)
     _add_vectors(cmd)
+    _add_index_settings(cmd)
     cmd.add_argument("--synonyms", help="'default' or a synonyms file (needs analysis-common)")
     cmd.set_defaults(handler=_run_create)
 
@@ -262,9 +290,17 @@ def register(subparsers: Any) -> None:
     _add_common(cmd, model=True)
     _add_catalog(cmd)
     _add_vectors(cmd)
+    _add_index_settings(cmd)
     _add_pipeline(cmd)
     cmd.add_argument("--synonyms", help="'default' or a synonyms file (needs analysis-common)")
-    cmd.add_argument("--resume", metavar="INDEX", help="continue an interrupted build into INDEX")
+    target = cmd.add_mutually_exclusive_group()
+    target.add_argument("--resume", metavar="INDEX", help="continue an interrupted build into INDEX")
+    target.add_argument("--into", metavar="INDEX",
+                        help="load into an existing INDEX (from `index create` or another part); products already "
+                             "there with the same content are skipped, so rerunning a part resumes it")
+    cmd.add_argument("--shard", metavar="I/N",
+                     help="index only part I of N of the catalog (1-based; split by a stable hash of the product "
+                          "id), so N processes can load one catalog into one --into INDEX at once")
     cmd.add_argument("--dead-letter", type=Path, help="dead-letter JSONL (default: <state>/deadletter/<index>.jsonl)")
     cmd.add_argument("--swap", action="store_true", help="validate, then point the alias at the new index")
     cmd.add_argument("--no-force-merge", action="store_true",

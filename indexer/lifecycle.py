@@ -15,12 +15,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from indexer.catalog import CatalogConfig, count_records, read_catalog
+from indexer.catalog import CatalogConfig, CatalogItem, CatalogPart, count_records, read_catalog
 from indexer.documents import BuildSummary, normalise_record, source_builder_for
 from indexer.images import ImageSource
 from indexer.naming import check_model, new_version_name, pick_rollback, plan_prune, plan_swap, versions_newest_first
 from indexer.pipeline import DeadLetterWriter, PipelineConfig, prepare_catalog, run_pipeline
-from mappings import AnalysisConfig, IndexSpec, ModelFacts, VectorConfig, build_index_body, \
+from mappings import AnalysisConfig, IndexSettings, IndexSpec, ModelFacts, VectorConfig, build_index_body, \
     check_mapping_against_model
 from mmsearch import retries
 from mmsearch.exceptions import BadRecordError, BuildInterruptedError, ClusterError, ClusterUnavailableError, \
@@ -129,14 +129,14 @@ def create_index(es: Any, alias: str, spec: IndexSpec, name: str | None = None) 
 
 
 def spec_for(es: Any, model: Any, vectors: VectorConfig, synonyms: tuple[str, ...] | None,
-             source: str, capabilities: Any = None) -> IndexSpec:
+             source: str, capabilities: Any = None, settings: IndexSettings = IndexSettings()) -> IndexSpec:
     if capabilities is None:
         from mmsearch.capabilities import detect_capabilities
 
         capabilities = detect_capabilities(es)
     analysis = AnalysisConfig.for_cluster(capabilities, synonyms)
     facts = model if isinstance(model, ModelFacts) else ModelFacts.from_encoder(model)
-    return IndexSpec(model=facts, analysis=analysis, vectors=vectors, source=source)
+    return IndexSpec(model=facts, analysis=analysis, vectors=vectors, settings=settings, source=source)
 
 
 def image_source(catalog: CatalogConfig) -> ImageSource:
@@ -148,8 +148,15 @@ def build(es: Any, encoder: Any, catalog: CatalogConfig, *, alias: str, state_di
           vectors: VectorConfig = VectorConfig(), synonyms: tuple[str, ...] | None = None,
           pipeline: PipelineConfig = PipelineConfig(), resume: str | None = None,
           dead_letter_path: Path | None = None, capabilities: Any = None,
-          force_merge: bool = True) -> dict[str, Any]:
+          force_merge: bool = True, settings: IndexSettings = IndexSettings(),
+          part: CatalogPart = CatalogPart()) -> dict[str, Any]:
     """Build (or resume) a versioned index from a catalog. Returns the summary dict.
+
+    ``settings``: shards and replicas of a new index (ignored with ``resume``: the index exists).
+    ``part``: index only this part of the catalog (``--shard i/n``), so n processes can load one
+    catalog into one index at once; ``resume`` names that index (made by ``index create`` or an
+    earlier part). Parts record their build under ``_meta.build_parts`` and dead-letter into their
+    own file (``<index>.part<i>of<n>.jsonl``).
 
     ``force_merge``: merge the finished index to one segment before it is served. Why:
     approximate kNN searches every segment's HNSW graph with the full ``num_candidates``,
@@ -168,10 +175,12 @@ def build(es: Any, encoder: Any, catalog: CatalogConfig, *, alias: str, state_di
         index = resume
         hashes = existing_hashes(es, index)
     else:
-        index = create_index(es, alias, spec_for(es, encoder, vectors, synonyms, str(catalog.path), capabilities))
+        index = create_index(es, alias, spec_for(es, encoder, vectors, synonyms, str(catalog.path), capabilities,
+                                                 settings))
+    dead_letter_name = f"{index}.jsonl" if part.whole else f"{index}.{part.label}.jsonl"
     try:
         summary = _load(es, encoder, catalog, index, pipeline, hashes,
-                        DeadLetterWriter(dead_letter_path or Path(state_dir) / "deadletter" / f"{index}.jsonl"))
+                        DeadLetterWriter(dead_letter_path or Path(state_dir) / "deadletter" / dead_letter_name), part)
         if force_merge:
             started = time.monotonic()
             _riding_out(pipeline, "force merge to one segment", index,
@@ -179,9 +188,15 @@ def build(es: Any, encoder: Any, catalog: CatalogConfig, *, alias: str, state_di
                             index=index, max_num_segments=1, wait_for_completion=True))
             summary.force_merge_s = round(time.monotonic() - started, 1)
         meta = _riding_out(pipeline, "get mapping", index, lambda: index_meta(es, index))
-        meta["build"] = {**{k: v for k, v in summary.to_dict().items() if k != "failure_reasons"},
-                         "completed_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
-                         "resumed": bool(resume)}
+        record = {**{k: v for k, v in summary.to_dict().items() if k != "failure_reasons"},
+                  "completed_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+                  "resumed": bool(resume)}
+        if part.whole:
+            meta["build"] = record
+        else:
+            # Each part adds its own entry; _meta is replaced whole, so two parts finishing in the
+            # same instant may drop one entry (the documents are unaffected: this is only a record).
+            meta["build_parts"] = {**(meta.get("build_parts") or {}), f"{part.number}/{part.count}": record}
         _riding_out(pipeline, "record build in _meta", index, lambda: es.indices.put_mapping(index=index, meta=meta))
     except ClusterUnavailableError as exc:
         if not is_outage(exc):
@@ -200,8 +215,19 @@ def _riding_out(pipeline: PipelineConfig, what: str, index: str, call: Callable[
     return retries.ride_out(lambda: guarded(what, call, index=index), pipeline.outage, is_outage, on_retry=note)
 
 
+def _part_items(catalog: CatalogConfig, part: CatalogPart) -> Iterator[CatalogItem]:
+    """The catalog's items of ``part``, keyed by the very id the documents get (``normalise_record``)."""
+    def id_of(record: dict[str, Any]) -> str | None:
+        try:
+            return str(normalise_record(record, catalog)["id"])
+        except BadRecordError:
+            return None
+
+    return read_catalog(catalog) if part.whole else part.select(read_catalog(catalog), id_of)
+
+
 def _load(es: Any, encoder: Any, catalog: CatalogConfig, index: str, pipeline: PipelineConfig,
-          hashes: dict[str, str], dead: DeadLetterWriter) -> BuildSummary:
+          hashes: dict[str, str], dead: DeadLetterWriter, part: CatalogPart = CatalogPart()) -> BuildSummary:
     """Bulk-load the catalog with refreshes off, then restore them (also after a failed load)."""
     # An interrupted build may have left "-1" behind; restoring that would leave the index unrefreshed.
     previous = _riding_out(pipeline, "read refresh interval", index, lambda: _refresh_interval(es, index))
@@ -213,7 +239,7 @@ def _load(es: Any, encoder: Any, catalog: CatalogConfig, index: str, pipeline: P
     loaded = False
     try:
         summary = BuildSummary()
-        docs = prepare_catalog(read_catalog(catalog), catalog, summary, dead)
+        docs = prepare_catalog(_part_items(catalog, part), catalog, summary, dead)
         # The index's _meta says whether the lexical field is analysed here (no analysis-common) or by ES.
         run_pipeline(es, encoder, docs, index, image_source(catalog), dead, pipeline, summary=summary,
                      existing_hashes=hashes, total=count_records(catalog) if pipeline.progress else None,

@@ -6,6 +6,7 @@ from mappings.loader import (
     TEXT_VECTOR,
     VECTOR_FIELDS,
     AnalysisConfig,
+    IndexSettings,
     IndexSpec,
     ModelFacts,
     VectorConfig,
@@ -18,7 +19,7 @@ from mappings.loader import (
 )
 
 __all__ = [
-    "IMAGE_VECTOR", "SCHEMA_VERSION", "TEXT_VECTOR", "VECTOR_FIELDS", "AnalysisConfig", "IndexSpec", "ModelFacts",
+    "IMAGE_VECTOR", "SCHEMA_VERSION", "TEXT_VECTOR", "VECTOR_FIELDS", "AnalysisConfig", "IndexSettings", "IndexSpec", "ModelFacts",
     "VectorConfig", "analysis_settings", "build_enriched_body", "build_index_body", "check_mapping_against_model",
     "load_synonyms", "load_template",
 ]

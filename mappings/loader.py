@@ -37,6 +37,44 @@ FLAT_TYPES = ("flat", "int8_flat", "int4_flat", "bbq_flat")
 SIMILARITIES = ("cosine", "dot_product")
 #: BBQ quantises to 1 bit per dimension and ES refuses it below 64 dims.
 BBQ_MIN_DIMS = 64
+#: ES caps index.number_of_shards at 1024; more replicas than 16 copies is a typo, not a plan.
+MAX_SHARDS = 1024
+MAX_REPLICAS = 16
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    """Shards and replicas of a new product index; ``None`` keeps mappings/products.json's value.
+
+    The template's default is one shard and ``auto_expand_replicas: 0-1`` (no replica on a single
+    node, one as soon as a second node joins). An explicit ``replicas`` replaces the auto-expansion:
+    ES lets ``auto_expand_replicas`` override ``number_of_replicas``, so both cannot be kept.
+    """
+
+    shards: int | None = None
+    replicas: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.shards is not None and not (isinstance(self.shards, int) and 1 <= self.shards <= MAX_SHARDS):
+            raise ConfigError(f"shards must be an integer in [1, {MAX_SHARDS}]", setting="shards", value=self.shards)
+        if self.replicas is not None and not (isinstance(self.replicas, int) and 0 <= self.replicas <= MAX_REPLICAS):
+            raise ConfigError(f"replicas must be an integer in [0, {MAX_REPLICAS}]", setting="replicas",
+                              value=self.replicas)
+
+    def apply(self, index_settings: dict[str, Any]) -> dict[str, Any]:
+        """``index_settings`` (the template's ``settings.index``) with these values written in."""
+        if self.shards is not None:
+            index_settings["number_of_shards"] = self.shards
+        if self.replicas is not None:
+            index_settings.pop("auto_expand_replicas", None)
+            index_settings["number_of_replicas"] = self.replicas
+        return index_settings
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``_meta.index_settings`` records: the effective shards and replicas of the body."""
+        applied = self.apply(dict(load_template()["settings"]["index"]))
+        return {"shards": int(applied["number_of_shards"]),
+                "replicas": applied.get("number_of_replicas", applied.get("auto_expand_replicas"))}
 
 
 @dataclass(frozen=True)
@@ -137,6 +175,7 @@ class IndexSpec:
     model: ModelFacts
     analysis: AnalysisConfig
     vectors: VectorConfig = field(default_factory=VectorConfig)
+    settings: IndexSettings = field(default_factory=IndexSettings)
     source: str = ""
     created_at: str | None = None
 
@@ -218,6 +257,7 @@ def index_meta(spec: IndexSpec, extra: Mapping[str, Any] | None = None) -> dict[
 def build_index_body(spec: IndexSpec) -> dict[str, Any]:
     """``{"settings": ..., "mappings": ...}`` for a new product index."""
     body = load_template()
+    spec.settings.apply(body["settings"]["index"])
     body["settings"]["index"]["analysis"] = analysis_settings(spec.analysis)
     properties = body["mappings"]["properties"]
     for name in VECTOR_FIELDS:
@@ -229,7 +269,8 @@ def build_index_body(spec: IndexSpec) -> dict[str, Any]:
     # Catalog builds write _id = the product's ``id`` (a keyword, so doc values): the query
     # engine may then read ids from doc values instead of loading each hit's stored _id.
     body["mappings"]["_meta"] = index_meta(spec, {"doc_id_field": "id",
-                                                  "lexical_analysis": spec.analysis.lexical_analysis})
+                                                  "lexical_analysis": spec.analysis.lexical_analysis,
+                                                  "index_settings": spec.settings.to_dict()})
     return body
 
 

@@ -92,3 +92,58 @@ def test_config_file_path_may_be_a_catalog_directory(tmp_path):
     config_file.write_text("path: .\n")
     with pytest.raises(ConfigError, match="no products.jsonl"):
         CatalogConfig.from_file(config_file)
+
+
+# --- parts (--shard i/n) -------------------------------------------------------------
+
+from indexer.catalog import CatalogItem, CatalogPart, part_of  # noqa: E402
+
+
+def test_every_id_is_in_exactly_one_part_and_parts_are_balanced():
+    ids = [str(n) for n in range(10_000)] + [f"sku-{n}" for n in range(2_000)]
+    for count in (1, 2, 3, 7):
+        parts = [CatalogPart(number, count) for number in range(1, count + 1)]
+        owners = [[p.number for p in parts if p.owns(product_id)] for product_id in ids]
+        assert all(len(owner) == 1 for owner in owners), count
+        sizes = [sum(1 for owner in owners if owner == [p.number]) for p in parts]
+        # sha256 spreads ids evenly: no part is more than 10 % off the mean at 12,000 ids.
+        assert max(sizes) - min(sizes) < 0.1 * len(ids) / count * 2, sizes
+
+
+def test_split_is_stable_pinned_values_and_independent_of_other_products():
+    # Pinned: a change of the hash would silently re-shuffle every running multi-part build.
+    assert [part_of(key, 3) for key in ("15970", "39386", "59263", "sku-1")] == [1, 2, 3, 2]
+    import hashlib
+
+    for key in ("15970", "39386", "x"):
+        expected = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % 5 + 1
+        assert part_of(key, 5) == expected
+    items = [CatalogItem(f"f:{n}", record={"id": str(n)}) for n in range(50)]
+    part = CatalogPart(2, 3)
+    chosen = {i.record["id"] for i in part.select(items, lambda r: r["id"])}
+    # Adding products and reversing the file does not move any existing product between parts.
+    more = [CatalogItem(f"f:{n}", record={"id": str(n)}) for n in range(50, 120)]
+    rechosen = {i.record["id"] for i in part.select(list(reversed(items + more)), lambda r: r["id"])}
+    assert chosen == rechosen & {str(n) for n in range(50)}
+    assert chosen and chosen != {str(n) for n in range(50)}
+
+
+def test_records_without_an_id_go_to_exactly_one_part():
+    items = [CatalogItem(f"f:{n}", error="bad JSON") for n in range(30)] + \
+        [CatalogItem(f"g:{n}", record={"title": "no id"}) for n in range(30)]
+    picked = [item.position for number in (1, 2, 3)
+              for item in CatalogPart(number, 3).select(items, lambda r: r.get("id"))]
+    assert sorted(picked) == sorted(item.position for item in items)
+
+
+@pytest.mark.parametrize("text,expected", [("1/1", (1, 1)), ("2/3", (2, 3)), (" 3 / 3 ", (3, 3))])
+def test_part_parse(text, expected):
+    part = CatalogPart.parse(text)
+    assert (part.number, part.count) == expected
+    assert part.label == f"part{expected[0]}of{expected[1]}"
+
+
+@pytest.mark.parametrize("text", ["0/3", "4/3", "1/0", "3", "a/b", "-1/3", "1/5000", ""])
+def test_part_parse_rejects_bad_values(text):
+    with pytest.raises(ConfigError):
+        CatalogPart.parse(text)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from mappings import (
-    SCHEMA_VERSION, AnalysisConfig, IndexSpec, ModelFacts, VectorConfig, analysis_settings, build_enriched_body,
+    SCHEMA_VERSION, AnalysisConfig, IndexSettings, IndexSpec, ModelFacts, VectorConfig, analysis_settings, build_enriched_body,
     build_index_body, check_mapping_against_model, load_synonyms, load_template,
 )
 from mmsearch.capabilities import capabilities_from_responses
@@ -192,3 +192,36 @@ def test_packaged_synonyms_name_the_gender_words():
     rules = load_synonyms()
     assert any("ladies" in rule and "women" in rule for rule in rules)
     assert any(rule.startswith("men,") for rule in rules)
+
+
+def test_default_shards_and_replicas_come_from_the_template():
+    index = build_index_body(_spec())["settings"]["index"]
+    template = load_template()["settings"]["index"]
+    assert index["number_of_shards"] == template["number_of_shards"] == 1
+    assert index["auto_expand_replicas"] == template["auto_expand_replicas"]
+    assert "number_of_replicas" not in index
+    assert build_index_body(_spec())["mappings"]["_meta"]["index_settings"] == {
+        "shards": 1, "replicas": template["auto_expand_replicas"]}
+
+
+def test_explicit_shards_and_replicas_reach_the_body_and_meta():
+    body = build_index_body(_spec(settings=IndexSettings(shards=3, replicas=2)))
+    index = body["settings"]["index"]
+    assert index["number_of_shards"] == 3 and index["number_of_replicas"] == 2
+    # ES lets auto_expand_replicas override number_of_replicas: an explicit count must drop it.
+    assert "auto_expand_replicas" not in index
+    assert body["mappings"]["_meta"]["index_settings"] == {"shards": 3, "replicas": 2}
+    only_shards = build_index_body(_spec(settings=IndexSettings(shards=5)))["settings"]["index"]
+    assert only_shards["number_of_shards"] == 5 and only_shards["auto_expand_replicas"] == "0-1"
+
+
+@pytest.mark.parametrize("kwargs", [{"shards": 0}, {"shards": 1025}, {"shards": -1}, {"replicas": -1},
+                                    {"replicas": 17}, {"shards": 2.5}, {"replicas": "1"}])
+def test_index_settings_reject_out_of_range_values(kwargs):
+    with pytest.raises(ConfigError):
+        IndexSettings(**kwargs)
+
+
+def test_index_settings_bounds_are_inclusive():
+    assert IndexSettings(shards=1024, replicas=16).to_dict() == {"shards": 1024, "replicas": 16}
+    assert IndexSettings(shards=1, replicas=0).to_dict() == {"shards": 1, "replicas": 0}
