@@ -22,11 +22,12 @@ from query_service.ranking import (
     MAX_TEXT_CHARS,
     RANGE_FILTERS,
 )
-from query_service.relevance.http import EVENT_TYPES, MAX_EVENTS_PER_REQUEST
+from query_service.relevance.http import EVENT_STRING_FIELDS, EVENT_TYPES, MAX_EPOCH_MS, MAX_EVENTS_PER_REQUEST
 from query_service.validation import NON_BLANK, SEARCH_SCHEMA
 
-#: The optional string fields of an event (relevance.http.validate_event: at most 200 chars, or null).
-_EVENT_STRINGS = ("unit_id", "experiment_id", "variant", "team")
+#: The optional string fields of an event (relevance.http.validate_event: at most 200 chars, or null);
+#: ``ticket`` is the /search answer's event_ticket for the event's query_id.
+_EVENT_STRINGS = tuple(name for name in EVENT_STRING_FIELDS if name not in ("query_id", "doc_id"))
 
 JSON = "application/json"
 _REF = "#/components/"
@@ -69,7 +70,8 @@ def _schemas() -> dict[str, Any]:
             "size": {"type": "integer"}, "hits": {"type": "array", "items": hit},
             "facets": {"type": "object", "additionalProperties": {"type": "array", "items": facet_bucket}},
             "took_ms": keyword, "legs": keyword, "fusion": keyword, "degraded": {"type": "array"},
-            "understood": {"type": ["object", "null"]}, "query_id": {"type": "string"}, "experiment": keyword}},
+            "understood": {"type": ["object", "null"]}, "query_id": {"type": "string"}, "experiment": keyword,
+            "event_ticket": {"type": "string", "description": "credential for POST /events about this query_id"}}},
         "Event": _event_schema(),
         "EsDsl": {"type": "object", "description": "an Elasticsearch search body (query DSL); searches the proxy "
                   "can improve (text in match / multi_match / simple_query_string / bool.must) are hybrid, the "
@@ -100,7 +102,9 @@ def _event_schema() -> dict[str, Any]:
     return {"type": "object", "additionalProperties": False, "required": ["type", "query_id", "doc_id"],
             "properties": {"type": {"enum": list(EVENT_TYPES)}, "query_id": required_id, "doc_id": required_id,
                            "position": {"type": ["integer", "null"], "minimum": 1, "maximum": 1000},
-                           "ts": {"type": "string", "format": "date-time"},
+                           "ts": {"oneOf": [{"type": "string", "format": "date-time", "maxLength": 64},
+                                            {"type": "integer", "minimum": 0, "maximum": MAX_EPOCH_MS,
+                                             "description": "epoch milliseconds"}]},
                            **{name: optional_id for name in _EVENT_STRINGS}}}
 
 
@@ -272,8 +276,10 @@ def openapi_document() -> dict[str, Any]:
                 "200": {"description": "ready", "content": _json_content({"type": "object"})},
                 "503": {"description": "not ready (the checks say why)", "content": _json_content(
                     {"type": "object"})}}}},
-            "/metrics": {"get": {"operationId": "metrics", "responses": {"200": {
-                "description": "Prometheus metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            "/metrics": {"get": {"operationId": "metrics", "responses": {
+                "200": {"description": "Prometheus metrics", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                "401": _error_response("metrics_public is false: send the admin token"),
+                "403": _error_response("metrics_public is false and no admin token is configured")}}},
             "/openapi.json": {"get": {"operationId": "openapi", "responses": {"200": {
                 "description": "this document", "content": _json_content({"type": "object"})}}}},
         },

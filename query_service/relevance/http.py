@@ -7,6 +7,8 @@ ticket is checked, then dropped: it is a credential, not event data.
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -40,7 +42,41 @@ def validate_event(event: Any) -> dict[str, Any]:
     position = event.get("position")
     if position is not None and (not isinstance(position, int) or isinstance(position, bool) or not 1 <= position <= 1000):
         raise RequestValidationError("position must be an integer in [1, 1000]")
-    return dict(event)
+    clean = dict(event)
+    if clean.get("ts") is not None:
+        clean["ts"] = normalise_ts(clean["ts"])
+    return clean
+
+
+#: Epoch milliseconds accepted for ``ts``: 1970 up to 2100 (anything else is a client's mistake).
+MAX_EPOCH_MS = 4_102_444_800_000
+
+
+def normalise_ts(value: Any) -> str:
+    """``ts`` as the ISO-8601 UTC string the events index's date field takes, or a 400.
+
+    Checked here, not left to Elasticsearch: ES would refuse a bad date only when the buffer is
+    flushed, long after the client was told 202, and the event would be lost (schemathesis
+    found ts "abc" and "2000-02-30T00:00:00Z" doing exactly that).
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not (math.isfinite(value) and 0 <= value <= MAX_EPOCH_MS):
+            raise RequestValidationError("ts in epoch milliseconds must be between 1970 and 2100")
+        return dt.datetime.fromtimestamp(value / 1000, tz=dt.timezone.utc).isoformat()
+    if not isinstance(value, str) or len(value) > 64:
+        raise RequestValidationError("ts must be an ISO-8601 date-time string or epoch milliseconds")
+    try:
+        text = value.strip().upper()  # RFC 3339 allows a lowercase t and z
+        parsed = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError:
+        raise RequestValidationError("ts must be an ISO-8601 date-time, e.g. 2026-12-02T13:00:00Z",
+                                     got=value[:64]) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.timezone.utc)
+    try:
+        return parsed.astimezone(dt.timezone.utc).isoformat()
+    except OverflowError:  # an offset that pushes year 1 or 9999 out of range
+        raise RequestValidationError("ts is out of range", got=value[:64]) from None
 
 
 def events_blueprint(event_logger: Any) -> Blueprint:

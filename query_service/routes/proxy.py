@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
+from werkzeug.routing import Map, Rule
 
 from mmsearch.exceptions import RequestValidationError
 from query_service import proxy
@@ -41,6 +42,15 @@ def es_json(body: Any, status: int, extra_headers: dict[str, str] | None = None)
 def relay(path: str) -> Response:
     ctx = context()
     full_path = "/" + path
+    methods = service_route_methods(full_path)
+    # e.g. PUT /search: the service's own route, with a method it does not take. (GET / reaches the
+    # relay from the search page's view, for Elasticsearch clients: a method that route takes.)
+    if methods and request.method not in methods:
+        # The service's own error shape, as werkzeug's 405s for other methods have it.
+        response = jsonify({"error": "MethodNotAllowed", "message": f"{request.method} is not allowed on {full_path}"})
+        response.status_code = 405
+        response.headers["Allow"] = ", ".join(sorted(methods))
+        return response
     route = ctx.access.route(request.method, full_path)
     if isinstance(route, Refusal):
         return es_json(proxy.es_error(403, FORBIDDEN_TYPE, route.message()), 403)
@@ -48,6 +58,22 @@ def relay(path: str) -> Response:
         return _dispatch(route, full_path)
     except _BadBody as exc:
         return es_json(proxy.es_error(400, "parse_exception", str(exc)), 400)
+
+
+def service_route_methods(path: str) -> set[str]:
+    """The methods the service's own (non-proxy) routes take on ``path``; empty when none matches.
+
+    The catch-all relay matches every path for every method, so without this a PUT on
+    ``/search`` would be answered as an Elasticsearch write (403) instead of a 405 with Allow.
+    """
+    app = current_app
+    service_map = app.extensions.get("mmsearch_service_routes")
+    if service_map is None:
+        service_map = Map([Rule(rule.rule, methods=rule.methods, endpoint=rule.endpoint)
+                           for rule in app.url_map.iter_rules() if not rule.endpoint.startswith(f"{blueprint.name}.")],
+                          converters=app.url_map.converters)
+        app.extensions["mmsearch_service_routes"] = service_map
+    return set(service_map.bind("localhost").allowed_methods(path))
 
 
 def _dispatch(route: Route, full_path: str) -> Response:

@@ -162,9 +162,6 @@ def test_proxy_operations_on_the_product_alias(case: Any, fuzzed_app: Any) -> No
     _call_and_check(case, fuzzed_app, {})
 
 
-@pytest.mark.xfail(strict=True, reason="POST /events accepts any ts (relevance.http.validate_event checks none); "
-                   "Elasticsearch refuses e.g. ts 'abc' or '2000-02-30T00:00:00Z' when the buffer is flushed, "
-                   "so events answered 202 never reach the index (issue 15 report)")
 def test_every_accepted_event_reached_the_events_index(event_logger: EventLogger, es_session_client: Any) -> None:
     """After the fuzzing above: every event /events accepted (202) is in the events index."""
     event_logger.flush()

@@ -196,3 +196,25 @@ def test_metrics_are_public_by_default_and_need_the_admin_token_when_not() -> No
     assert ok.status_code == 200 and b"mmsearch_requests_total" in ok.data
     for path in ("/healthz", "/readyz"):  # the probes stay open
         assert guarded.get(path).status_code in (200, 503)
+
+
+@pytest.mark.parametrize("ts,expected", [
+    ("2026-12-02T13:00:00Z", "2026-12-02T13:00:00+00:00"),
+    ("2026-12-02T14:00:00+01:00", "2026-12-02T13:00:00+00:00"),
+    ("2026-12-02 13:00", "2026-12-02T13:00:00+00:00"),
+    (0, "1970-01-01T00:00:00+00:00"),
+])
+def test_event_timestamps_are_normalised_to_utc_iso(ts: object, expected: str) -> None:
+    from query_service.relevance.http import normalise_ts
+
+    assert normalise_ts(ts) == expected
+
+
+@pytest.mark.parametrize("ts", ["abc", "2000-02-30T00:00:00Z", "", True, -1, float("nan"), 10**20, "9" * 100,
+                                "0001-01-01T00:00:00+01:00", ["2026-01-01"]])
+def test_bad_event_timestamps_are_a_400_not_a_lost_event(ts: object) -> None:
+    from mmsearch.exceptions import RequestValidationError
+    from query_service.relevance.http import validate_event
+
+    with pytest.raises(RequestValidationError):
+        validate_event({"type": "click", "query_id": "q", "doc_id": "d", "ts": ts})

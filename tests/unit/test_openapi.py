@@ -145,3 +145,15 @@ def test_every_405_names_the_allowed_methods() -> None:
         allowed = {m.strip() for m in response.headers["Allow"].split(",")}
         assert set(rule.methods or ()) <= allowed, path
         assert response.is_json and response.get_json()["error"] == "MethodNotAllowed"
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
+@pytest.mark.parametrize("path,allowed", [("/search", {"GET", "POST"}), ("/healthz", {"GET"}),
+                                          ("/openapi.json", {"GET"})])
+def test_the_services_routes_answer_other_methods_405_not_an_es_refusal(method: str, path: str,
+                                                                         allowed: set[str]) -> None:
+    # The relay's catch-all matches these too; it must not answer them as Elasticsearch writes (403).
+    response = _app().test_client().open(path, method=method)
+    assert response.status_code == 405
+    assert allowed <= {m.strip() for m in response.headers["Allow"].split(",")}
+    assert response.get_json()["error"] == "MethodNotAllowed"
