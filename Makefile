@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[export,test]"
+	$(PY) -m pip install -q -e ".[cpu,export,test]"
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)

@@ -14,10 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 from PIL import Image
 
 from mmsearch.exceptions import ImageDecodeError, ModelError
+
+try:
+    import onnxruntime as ort
+except ImportError as exc:  # neither runtime extra is installed (or a half-removed one left a broken module)
+    raise ModelError("onnxruntime is not importable: install mmsearch[cpu] or mmsearch[gpu] (exactly one of them; "
+                     "docs/gpu.md)", detail=str(exc)) from exc
 from onnx_models.images import DEFAULT_MAX_PIXELS, ImageSpec, preprocess, safe_decode, to_rgb
 from onnx_models.manifest import TOKENIZER_DIR, identity_of_bytes, read_manifest
 from onnx_models.text import TextTemplate, TextTokenizer
