@@ -86,6 +86,9 @@ class RankingConfig:
     adaptive: Any = None
 
     def __post_init__(self) -> None:
+        # The name is echoed as the response's variant and a metrics label: a string, bounded.
+        if not isinstance(self.name, str) or not 0 < len(self.name) <= 100:
+            _fail("name must be a string of 1 to 100 characters", setting="name")
         for name in ("legs", "bounds", "field_boosts"):
             if not isinstance(getattr(self, name), Mapping):
                 _fail(f"{name} must be an object", setting=name)
@@ -134,9 +137,11 @@ class RankingConfig:
         if self.adaptive is not None and not hasattr(self.adaptive, "choose"):
             from query_service.adaptive import AdaptivePolicy
 
+            if not isinstance(self.adaptive, Mapping):
+                _fail("adaptive must be a fitted policy object (mmsearch eval tune-adaptive)")
             try:
                 object.__setattr__(self, "adaptive", AdaptivePolicy.from_dict(self.adaptive))
-            except (KeyError, TypeError, ValueError) as exc:
+            except (AttributeError, KeyError, TypeError, ValueError) as exc:
                 _fail(f"adaptive must be a fitted policy (mmsearch eval tune-adaptive): {exc}")
         for name in ("understanding", "attribute_filter", "native_retriever"):
             if not isinstance(getattr(self, name), bool):

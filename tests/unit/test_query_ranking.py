@@ -222,3 +222,11 @@ def test_disallowed_filter_names_the_field_and_the_whitelist() -> None:
         validate_filters({"price": 1})
     assert info.value.context["field"] == "price"
     assert "year" in info.value.context["allowed"] and "gender" in info.value.context["allowed"]
+
+
+@pytest.mark.parametrize("bad", [{"adaptive": 3}, {"adaptive": [1]}, {"adaptive": "x"}, {"name": 7}, {"name": ""},
+                                 {"name": "n" * 101}])
+def test_ranking_configs_of_the_wrong_shape_are_refused_at_the_source(bad: dict) -> None:
+    # Ranking files and overrides alike: an adaptive that is not an object was an AttributeError (500).
+    with pytest.raises(RequestValidationError):
+        RankingConfig.from_dict(bad)
