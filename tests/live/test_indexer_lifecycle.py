@@ -127,3 +127,56 @@ def test_an_empty_index_is_not_swapped_in_unless_forced(es, encoder, index_name,
         swap(es, index_name, empty, loaded_identity=encoder.identity)
     assert alias_targets(es, index_name) == []
     assert swap(es, index_name, empty, loaded_identity=encoder.identity, force=True)["changed"] is True
+
+
+def test_flips_under_live_service_traffic_give_only_full_consistent_answers(es, encoder, index_name, two_versions,
+                                                                           catalog_dir):
+    """/search and the proxy over HTTP while the alias flips: every answer is a 200 whose hits all come
+    from one version (the versions hold disjoint products), with a full page and nothing degraded."""
+    import requests
+
+    from mmsearch.config import Settings
+    from query_service.app import create_app
+    from tests.live.serving import served
+
+    old, new = two_versions
+    ids_of = {name: {hit["_id"] for hit in es.search(index=name, size=100, _source=False)["hits"]["hits"]}
+              for name in (old, new)}
+    swap(es, index_name, old, loaded_identity=encoder.identity)
+    settings = Settings(es_hosts=tuple(node.base_url for node in es.transport.node_pool.all()),
+                        products_alias=index_name, rate_limit="off")
+    stop = threading.Event()
+    answers: list[tuple[str, int, list[str], list[str]]] = []
+
+    def traffic(url: str) -> None:
+        while not stop.is_set():
+            for kind, response in (
+                    ("search", requests.post(f"{url}/search", json={"text": "shirt", "size": 10}, timeout=30)),
+                    ("proxy", requests.post(f"{url}/{index_name}/_search", timeout=30,
+                                            json={"query": {"match": {"title": "shirt"}}, "size": 10}))):
+                body = response.json() if response.headers.get("content-type", "").startswith("application/json") \
+                    else {}
+                hits = body.get("hits", []) if kind == "search" else body.get("hits", {}).get("hits", [])
+                degraded = body.get("degraded", []) if kind == "search" else body.get("_hybrid", {}).get("degraded", [])
+                answers.append((kind, response.status_code, [hit["_id"] for hit in hits], list(degraded)))
+
+    with served(create_app(settings, encoder=encoder)) as url:
+        thread = threading.Thread(target=traffic, args=(url,), daemon=True)
+        thread.start()
+        try:
+            for _ in range(10):
+                swap(es, index_name, new, loaded_identity=encoder.identity)
+                time.sleep(0.05)
+                rollback(es, index_name, loaded_identity=encoder.identity)
+                time.sleep(0.05)
+        finally:
+            stop.set()
+            thread.join(timeout=60)
+    assert len(answers) > 20
+    assert [a for a in answers if a[1] != 200] == []
+    assert [a for a in answers if a[3]] == []
+    assert [a for a in answers if len(a[2]) != 10] == []
+    mixed = [a for a in answers if not (set(a[2]) <= ids_of[old] or set(a[2]) <= ids_of[new])]
+    assert mixed == [], mixed[:3]
+    versions_seen = {name for name in (old, new) for a in answers if set(a[2]) <= ids_of[name]}
+    assert versions_seen == {old, new}, "the flips did not happen under the traffic"
