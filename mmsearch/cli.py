@@ -43,8 +43,38 @@ def _node_from_args(args: argparse.Namespace) -> Any:
     return LocalNode(NodeConfig(**kwargs))
 
 
+def _cluster_from_args(args: argparse.Namespace) -> Any:
+    """A LocalCluster for --nodes > 1, or for a name that a cluster was started under; else None."""
+    import dataclasses
+
+    from mmsearch.escluster import ClusterConfig, LocalCluster
+
+    kwargs: dict[str, Any] = {"name": args.name, "heap": args.heap or "512m"}
+    for key, target in (("version", "version"), ("port", "base_port"), ("state_dir", "state_dir"),
+                        ("cache_dir", "cache_dir"), ("java_home", "java_home")):
+        if getattr(args, key, None) is not None:
+            kwargs[target] = getattr(args, key)
+    if args.nodes is not None and args.nodes <= 1:
+        return None
+    config = ClusterConfig(**kwargs, **({"nodes": args.nodes} if args.nodes else {}))
+    if args.nodes is None:  # stop/status/start --name c: a cluster if one was started under that name
+        saved = LocalCluster(config).saved_ports()
+        if saved is None:
+            return None
+        config = dataclasses.replace(config, nodes=len(saved))
+    if args.secure:
+        raise NodeError("the local cluster runs without security (no TLS between nodes); drop --secure",
+                        nodes=config.nodes)
+    return LocalCluster(config)
+
+
 def _register_node(subparsers: Any) -> None:
-    node = subparsers.add_parser("node", help="manage the local single-node Elasticsearch")
+    node = subparsers.add_parser(
+        "node", help="manage the local Elasticsearch: one node, or a cluster of N (--nodes)",
+        description="One local node (default), or with --nodes N a cluster of N nodes on loopback: one cluster "
+                    "name, each node its own data dir (<state_dir>/es/<name>-<i>) and HTTP/transport ports "
+                    "(--port B: HTTP B+i, transport B+100+i; default free ports). start waits for green (yellow "
+                    "when replicas cannot be placed); stop/status --name <name> find the cluster by its name.")
     node_sub = node.add_subparsers(dest="node_command", required=True)
     for name, help_text in (
         ("provision", "download (Maven) and unpack the distribution"),
@@ -56,7 +86,8 @@ def _register_node(subparsers: Any) -> None:
         cmd.add_argument("--name", default="local", help="node name; each name has its own data dir")
         cmd.add_argument("--version", help="Elasticsearch 9.x version")
         cmd.add_argument("--port", type=int, help="HTTP port (0 = any free port)")
-        cmd.add_argument("--heap", default="1g")
+        cmd.add_argument("--heap", help="JVM heap per node (default 1g; 512m per node of a cluster)")
+        cmd.add_argument("--nodes", type=int, help="start a local cluster of N nodes (1..9; 3 survives losing one)")
         cmd.add_argument("--secure", action="store_true",
                          help="enable security: HTTPS with the node's own CA, and a file-realm admin user")
         cmd.add_argument("--state-dir", type=Path)
@@ -141,6 +172,12 @@ def _run_api_key(args: argparse.Namespace) -> int:
 
 
 def _run_node(args: argparse.Namespace) -> int:
+    cluster = _cluster_from_args(args) if args.node_command != "provision" else None
+    if cluster is not None:
+        result = {"start": cluster.start, "stop": cluster.stop, "status": cluster.status}[args.node_command]()
+        print_json(result.public())
+        return 0 if args.node_command != "status" or result.running else 1
+    args.heap = args.heap or "1g"
     node = _node_from_args(args)
     if args.node_command == "provision":
         print_json({"dist_dir": str(node.provision())})

@@ -61,6 +61,8 @@ class NodeConfig:
     cache_dir: Path = DEFAULT_CACHE_DIR
     java_home: Path | None = None
     run_as: str = SERVICE_USER
+    #: ``-E`` settings over node_settings' own; ``None`` drops one (a cluster node drops discovery.type).
+    extra_settings: Mapping[str, str | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"9\.\d+\.\d+", self.version):
@@ -73,6 +75,7 @@ class NodeConfig:
             raise NodeError("node name may only hold a-z 0-9 _ -", name=self.name)
         object.__setattr__(self, "state_dir", Path(self.state_dir).resolve())
         object.__setattr__(self, "cache_dir", Path(self.cache_dir))
+        object.__setattr__(self, "extra_settings", dict(self.extra_settings))  # a copy the caller cannot change
         if self.java_home is not None:
             object.__setattr__(self, "java_home", Path(self.java_home))
 
@@ -252,18 +255,18 @@ def _chown_tree(path: Path, user: str) -> None:
     subprocess.run(["chown", "-R", f"{user}:{user}", str(path)], check=True)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def _port_in_use(port: int) -> bool:
+def port_in_use(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _pid_alive(pid: int | None) -> bool:
+def pid_alive(pid: int | None) -> bool:
     if not pid:
         return False
     try:
@@ -325,6 +328,11 @@ def node_settings(cfg: NodeConfig, port: int, node_dir: Path, tls_files: TlsFile
     }
     if tls_files is not None:
         settings.update(http_tls_settings(tls_files, node_dir / "config"))
+    for key, value in cfg.extra_settings.items():
+        if value is None:
+            settings.pop(key, None)
+        else:
+            settings[key] = value
     return settings
 
 
@@ -377,7 +385,7 @@ class LocalNode:
             return NodeInfo(name=self.config.name, url="", port=self.config.port, pid=None,
                             version=self.config.version, secure=self.config.secure,
                             node_dir=str(self.config.node_dir))
-        info.running = _pid_alive(info.pid)
+        info.running = pid_alive(info.pid)
         info.health = self._health(info) if info.running else None
         info.reused = False
         return info
@@ -397,8 +405,8 @@ class LocalNode:
         java_home = find_java_home(self.config.java_home)  # fail fast, before any download
         dist = self.provision()
         cfg = self.config
-        port = cfg.port or (current.port if current.port else 0) or _free_port()
-        if _port_in_use(port):
+        port = cfg.port or (current.port if current.port else 0) or free_port()
+        if port_in_use(port):
             raise NodeError("the port is taken by another process; choose another with --port (0 = any free)",
                             port=port)
         node_dir = cfg.node_dir
@@ -444,7 +452,7 @@ class LocalNode:
             proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=300)
         if proc.returncode != 0:
             raise NodeError("Elasticsearch failed to start", exit_code=proc.returncode,
-                            log_tail=_tail(stdout_log) or _tail(logs_dir / f"mmsearch-{cfg.name}.log"))
+                            log_tail=_tail(stdout_log) or _tail(logs_dir / f"{settings['cluster.name']}.log"))
         pid = int(pid_file.read_text().strip()) if pid_file.is_file() else None
         scheme = "https" if tls_files is not None else "http"
         info = NodeInfo(name=cfg.name, url=f"{scheme}://127.0.0.1:{port}", port=port, pid=pid, version=cfg.version,
@@ -452,7 +460,7 @@ class LocalNode:
                         ca_certs=str(tls_files.ca_cert) if tls_files else None, running=True,
                         node_dir=str(node_dir))
         self._save_info(info)
-        return self._wait_ready(info, _proc_log=logs_dir / f"mmsearch-{cfg.name}.log")
+        return self._wait_ready(info, _proc_log=logs_dir / f"{settings['cluster.name']}.log")
 
     def stop(self) -> NodeInfo:
         """Stop the node if it runs; a no-op (``running=False``) otherwise."""
@@ -462,9 +470,9 @@ class LocalNode:
             return info
         os.kill(info.pid, signal.SIGTERM)
         deadline = time.monotonic() + retries.NODE_STOP_TIMEOUT_S
-        while _pid_alive(info.pid) and time.monotonic() < deadline:
+        while pid_alive(info.pid) and time.monotonic() < deadline:
             time.sleep(retries.NODE_POLL_INTERVAL_S)
-        if _pid_alive(info.pid):
+        if pid_alive(info.pid):
             os.kill(info.pid, signal.SIGKILL)
         info.running = False
         info.health = None
@@ -548,7 +556,7 @@ class LocalNode:
                 info.health = health
                 info.running = True
                 return info
-            if info.pid and not _pid_alive(info.pid):
+            if info.pid and not pid_alive(info.pid):
                 raise NodeError("Elasticsearch exited during start-up", log_tail=_tail(_proc_log))
             time.sleep(retries.NODE_POLL_INTERVAL_S)
         raise NodeError("Elasticsearch did not become ready in time", timeout_s=retries.NODE_STARTUP_TIMEOUT_S,

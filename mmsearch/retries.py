@@ -104,6 +104,16 @@ NODE_STARTUP_TIMEOUT_S = 180.0
 NODE_POLL_INTERVAL_S = 0.5
 # Why: a graceful shutdown flushes translogs; after this we SIGKILL.
 NODE_STOP_TIMEOUT_S = 60.0
+# Why: a local cluster boots its JVMs at once, so on 2 cores each takes up to three times as long
+# as a lone node, and the cluster forms only once a majority of master-eligible nodes is up.
+CLUSTER_STARTUP_TIMEOUT_S = 420.0
+# Why: once every node has joined, shards of existing indices are allocated within seconds. A
+# yellow that lasts this long is replicas that cannot be placed (more replicas than other nodes, or
+# allocation refused); start reports it as yellow with the unassigned count instead of waiting on.
+CLUSTER_GREEN_GRACE_S = 30.0
+# Why: SIGKILL ends a process at once; the kernel reaps it in milliseconds. Past this the
+# process is stuck in the kernel (uninterruptible I/O) and a fault test must not go on as if it died.
+NODE_KILL_TIMEOUT_S = 10.0
 
 # Why: events are flushed in the background; a failed flush is retried a few
 # times and the batch stays in memory (bounded) so clicks are not lost on a blip.
