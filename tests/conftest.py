@@ -38,7 +38,21 @@ def catalog_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def es_node() -> Iterator[dict[str, Any]]:
-    """URL (and credentials) of a real node: ES_URL if set, else our own local node."""
+    """URL (and credentials) of a real node: a local cluster of N nodes when MMSEARCH_TEST_CLUSTER_NODES=N > 1
+    (ES_URL is then ignored; "urls" lists every node), else ES_URL if set, else our own local node."""
+    cluster_nodes = int(os.environ.get("MMSEARCH_TEST_CLUSTER_NODES") or 1)
+    if cluster_nodes > 1:
+        from mmsearch.escluster import ClusterConfig, LocalCluster
+
+        cluster = LocalCluster(ClusterConfig(name="pytest-suite", nodes=cluster_nodes, heap="512m"))
+        cluster_info = cluster.start()
+        try:
+            yield {"url": cluster_info.urls[0], "urls": cluster_info.urls, "started_here": not cluster_info.reused,
+                   "cluster": cluster}
+        finally:
+            if not cluster_info.reused and not os.environ.get("MMSEARCH_KEEP_NODE"):
+                cluster.stop()
+        return
     if os.environ.get("ES_URL"):
         yield {"url": os.environ["ES_URL"], "started_here": False}
         return
@@ -71,7 +85,7 @@ def fault_node() -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def es_settings(es_node: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return Settings(es_hosts=(es_node["url"],), request_timeout_s=60,
+    return Settings(es_hosts=tuple(es_node.get("urls") or (es_node["url"],)), request_timeout_s=60,
                     state_dir=tmp_path_factory.mktemp("state"))
 
 
