@@ -27,10 +27,12 @@ def _model_dir(settings: Any) -> Path:
     return Path(settings.model_dir)
 
 
-def _load_encoder(settings: Any) -> Any:
+def _load_encoder(settings: Any, batch_size: int) -> Any:
     from onnx_models.runtime import Encoder
 
-    return Encoder.load(_model_dir(settings))
+    # One batch size for both: the pipeline's batches reach onnxruntime whole instead of being cut
+    # into the encoder's default 32 (what a GPU wants larger; docs/gpu.md).
+    return Encoder.load(_model_dir(settings), batch_size=batch_size)
 
 
 def _model_facts(settings: Any) -> Any:
@@ -138,7 +140,7 @@ def _run_build(args: argparse.Namespace) -> int:
     index_settings = _index_settings(args)
     es = settings.es_client()
     catalog = _catalog(args)
-    encoder = _load_encoder(settings)
+    encoder = _load_encoder(settings, args.batch_size)
     summary = build(es, encoder, catalog, alias=settings.products_alias, state_dir=settings.state_dir,
                     vectors=_vectors(args), synonyms=_synonyms(args), pipeline=_pipeline(args),
                     resume=args.resume or args.into, dead_letter_path=args.dead_letter,
@@ -219,7 +221,7 @@ def _run_enrich(args: argparse.Namespace) -> int:
                           image_field=args.image_field, image_root=args.image_root,
                           allow_url_fetch=args.allow_url_fetch, replace_legacy=args.replace_legacy,
                           switch=not args.no_switch)
-    encoder = _load_encoder(settings)
+    encoder = _load_encoder(settings, args.batch_size)
     _print(enrich(settings.es_client(), encoder, config, state_dir=settings.state_dir, vectors=_vectors(args),
                   pipeline=_pipeline(args), loaded_identity=encoder.identity, force=args.force))
     return 0
@@ -253,7 +255,8 @@ def _add_index_settings(cmd: argparse.ArgumentParser) -> None:
 
 
 def _add_pipeline(cmd: argparse.ArgumentParser) -> None:
-    cmd.add_argument("--batch-size", type=int, default=64, help="encoder batch size")
+    cmd.add_argument("--batch-size", type=int, default=64,
+                     help="products per encoder run (pipeline batch and onnxruntime batch; larger on a GPU)")
     cmd.add_argument("--decode-workers", type=int, default=2, help="image load/decode threads")
     cmd.add_argument("--bulk-threads", type=int, default=1, help="concurrent bulk senders")
     cmd.add_argument("--bulk-chunk-docs", type=int, default=256)

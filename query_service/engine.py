@@ -111,6 +111,7 @@ class SearchEngine:
         self._alias_id_field: str | None = None
         self._id_field_checked_until = 0.0
         self._client_analysis = False
+        self._lexical_dfs = False  # some index behind the alias has several shards (legs.needs_dfs)
         self.understander = Understander(lambda body: self._search(self.index, body), encoder,
                                          self.options.vocabulary_ttl_s)
 
@@ -220,7 +221,7 @@ class SearchEngine:
         now = time.monotonic()
         if now < self._id_field_checked_until:
             return self._alias_id_field
-        field_name, client_analysis = None, False
+        field_name, client_analysis, dfs = None, False, False
         try:
             mappings = self.gateway.mappings(self.index)
             for name, mapping in mappings.items():
@@ -230,10 +231,11 @@ class SearchEngine:
             # The analysed lexical field is queried only when every index behind the alias has it filled.
             client_analysis = bool(mappings) and all(
                 queries.lexical_analysis_of(mapping.get("_meta")) == "client" for mapping in mappings.values())
+            dfs = any(legs.needs_dfs(mapping.get("_meta")) for mapping in mappings.values())
         except Exception:  # an optimisation only: any failure (or a fake gateway) means the ordinary path
-            field_name = None
+            field_name, dfs = None, self._lexical_dfs  # the shard layout last seen stays
         self._alias_id_field, self._id_field_checked_until = field_name, now + self.options.id_field_ttl_s
-        self._client_analysis = client_analysis
+        self._client_analysis, self._lexical_dfs = client_analysis, dfs
         return field_name
 
     def client_analysis(self) -> bool:
@@ -286,7 +288,9 @@ class SearchEngine:
 
     def _send_legs(self, batches: Sequence[LegBatch], lean: bool, id_field: str | None
                    ) -> tuple[list[list[dict[str, Any]]], list[list[legs.ParsedLeg]] | None]:
-        responses = legs.split_responses(batches, self._msearch(legs.msearch_searches(batches, lean, id_field)))
+        self.doc_id_field()  # refreshes the shard layout (DFS for BM25) with the id field, same TTL
+        searches = legs.msearch_searches(batches, lean, id_field, self._lexical_dfs, self._alias_id_field)
+        responses = legs.split_responses(batches, self._msearch(searches))
         return responses, legs.parse_batches(batches, responses, self._id_fields, id_field)
 
     def run_batches(self, batches: Sequence[LegBatch], lean: bool) -> list[LegRun]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from query_service import queries
+from query_service.ranking import LEGS
 
 Ranked = list[tuple[str, float]]
 ParsedLeg = tuple[Ranked, dict[str, dict[str, Any]]]
@@ -61,13 +62,63 @@ def lean_bodies(batch: LegBatch, lean: bool, id_field: str | None) -> list[dict[
     return [queries.ids_only(body, batch.docvalue_fields, id_field) for body in batch.bodies.values()]
 
 
-def msearch_searches(batches: Sequence[LegBatch], lean: bool, id_field: str | None) -> list[dict[str, Any]]:
-    """Header/body pairs of every leg of every batch, in batch then leg order."""
+#: The lexical legs' search type on multi-shard indices. BM25's term statistics (document
+#: frequencies, average field length) are per shard, so without a DFS round a multi-shard index
+#: scores, and orders, the same documents differently from a one-shard index (tests/live/test_shards.py,
+#: docs/operations.md "Shards and replicas"). kNN legs never send it: they use no term statistics,
+#: and their ``k`` / ``num_candidates`` are per shard already.
+LEXICAL_SEARCH_TYPE = "dfs_query_then_fetch"
+
+
+def needs_dfs(meta: Mapping[str, Any] | None) -> bool:
+    """Whether an index's BM25 leg needs DFS: more than one primary shard, or a shard count not declared.
+
+    Catalog builds declare it (``_meta.index_settings.shards``); an enriched legacy index does not
+    and may have several shards, so it gets DFS (Elasticsearch skips the DFS round by itself when
+    a search hits a single shard, so a wrong guess costs nothing there).
+    """
+    shards = ((meta or {}).get("index_settings") or {}).get("shards")
+    return not (isinstance(shards, int) and shards == 1)
+
+
+def msearch_header(index: str, leg: str, dfs: bool) -> dict[str, Any]:
+    """The ``_msearch`` header of one leg: its index, and DFS for the lexical (BM25) leg when ``dfs``."""
+    if dfs and is_lexical(leg):
+        return {"index": index, "search_type": LEXICAL_SEARCH_TYPE}
+    return {"index": index}
+
+
+def is_lexical(leg: str) -> bool:
+    return leg in LEGS and LEGS[leg][1] is None
+
+
+def with_tie_break(body: dict[str, Any], id_field: str) -> dict[str, Any]:
+    """A lexical leg ranked by score, then by the id's doc values.
+
+    Why: BM25 gives many products the very same score (same words, same field lengths), and
+    Elasticsearch breaks those ties by shard and Lucene doc order, which differ between shard
+    layouts, between a primary and its replica, and after merges. Where such a tie group is cut
+    by the leg's depth, each copy kept other members, so fused candidates and the facets counted
+    over them changed with the copy that answered (measured: a 3-shard copy's proxy facets differed
+    by one product in a tail bucket; tests/live/test_shards.py). A body with its own sort is kept.
+    """
+    if "sort" in body:
+        return body
+    return {**body, "sort": [{"_score": "desc"}, {id_field: "asc"}]}
+
+
+def msearch_searches(batches: Sequence[LegBatch], lean: bool, id_field: str | None,
+                     dfs: bool = False, tie_break_field: str | None = None) -> list[dict[str, Any]]:
+    """Header/body pairs of every leg of every batch, in batch then leg order.
+
+    ``dfs``: the index has several shards (``needs_dfs``); ``tie_break_field``: the doc-values field
+    equal to ``_id`` (``_meta.doc_id_field``), which orders the lexical leg's equal scores.
+    """
     searches: list[dict[str, Any]] = []
     for batch in batches:
-        for body in lean_bodies(batch, lean, id_field):
-            searches.append({"index": batch.index})
-            searches.append(body)
+        for leg, body in zip(batch.bodies, lean_bodies(batch, lean, id_field)):
+            searches.append(msearch_header(batch.index, leg, dfs))
+            searches.append(with_tie_break(body, tie_break_field) if tie_break_field and is_lexical(leg) else body)
     return searches
 
 
@@ -102,6 +153,20 @@ def parse_batches(batches: Sequence[LegBatch], responses: Sequence[Sequence[dict
     return out
 
 
+def ties_in_id_order(ranked: Ranked) -> Ranked:
+    """A score-ordered leg with equal scores put in id order; any other order is returned as it is.
+
+    Elasticsearch breaks score ties by shard and Lucene doc order, which differ between shard
+    layouts, replicas and merges: the same index content would rank tied products differently
+    (measured on a 3-shard copy of a 1-shard index, with DFS: identical BM25 scores, and every
+    remaining reordering was inside a group of equal scores; tests/live/test_shards.py).
+    """
+    scores = [score for _, score in ranked]
+    if any(later > earlier for earlier, later in zip(scores, scores[1:])):
+        return ranked  # not ranked by score (e.g. an app's own sort): not ours to reorder
+    return sorted(ranked, key=lambda hit: (-hit[1], hit[0]))
+
+
 def collect(batch: LegBatch, responses: Sequence[dict[str, Any]], parsed: Sequence[ParsedLeg], run: LegRun,
             leg_timeout_ms: int) -> None:
     """The degradation rules: a failed leg is dropped and named; a timed-out one is kept and named."""
@@ -115,7 +180,7 @@ def collect(batch: LegBatch, responses: Sequence[dict[str, Any]], parsed: Sequen
             continue
         if response.get("timed_out"):
             run.degraded.append(f"leg:{leg}: timed out after {leg_timeout_ms}ms (partial results)")
-        run.legs[leg] = ranked
+        run.legs[leg] = ties_in_id_order(ranked)
         run.sources.update(sources)
         run.leg_took_ms[leg] = float(response.get("took", 0))
         run.envelopes[leg] = {key: value for key, value in response.items() if key != "hits"} | {
