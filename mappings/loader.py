@@ -55,9 +55,10 @@ class IndexSettings:
     replicas: int | None = None
 
     def __post_init__(self) -> None:
-        if self.shards is not None and not (isinstance(self.shards, int) and 1 <= self.shards <= MAX_SHARDS):
+        # type() is int: JSON/YAML ``true`` must not pass as one shard (bool is an int subclass).
+        if self.shards is not None and not (type(self.shards) is int and 1 <= self.shards <= MAX_SHARDS):
             raise ConfigError(f"shards must be an integer in [1, {MAX_SHARDS}]", setting="shards", value=self.shards)
-        if self.replicas is not None and not (isinstance(self.replicas, int) and 0 <= self.replicas <= MAX_REPLICAS):
+        if self.replicas is not None and not (type(self.replicas) is int and 0 <= self.replicas <= MAX_REPLICAS):
             raise ConfigError(f"replicas must be an integer in [0, {MAX_REPLICAS}]", setting="replicas",
                               value=self.replicas)
 

@@ -216,7 +216,7 @@ def test_explicit_shards_and_replicas_reach_the_body_and_meta():
 
 
 @pytest.mark.parametrize("kwargs", [{"shards": 0}, {"shards": 1025}, {"shards": -1}, {"replicas": -1},
-                                    {"replicas": 17}, {"shards": 2.5}, {"replicas": "1"}])
+                                    {"replicas": 17}, {"shards": 2.5}, {"replicas": "1"}, {"shards": True}])
 def test_index_settings_reject_out_of_range_values(kwargs):
     with pytest.raises(ConfigError):
         IndexSettings(**kwargs)
