@@ -316,9 +316,9 @@ class LocalCluster:
         """Index of the node that is the elected master (fault tests kill it on purpose), if any."""
         for url in self.status().urls:
             try:
-                body = http_get_json(f"{url}/_cat/master?format=json", timeout=3.0)
+                body = http_get_json(f"{url}/_nodes/_master", timeout=3.0)
             except (OSError, ValueError, urllib.error.URLError):
                 continue
-            name = str(body[0]["node"]) if isinstance(body, list) and body else ""  # type: ignore[index]
-            return self.config.node_names.index(name) if name in self.config.node_names else None
+            names = [str(node.get("name")) for node in body.get("nodes", {}).values()]
+            return self.config.node_names.index(names[0]) if names and names[0] in self.config.node_names else None
         return None
