@@ -90,8 +90,10 @@ def test_build_with_and_without_images_then_idempotent_rerun(es, encoder, shared
 
 
 def _segments(es: Any, index: str) -> int:
+    """Search segments of the primaries (on a cluster, replicas hold copies of the same segments)."""
     shards = es.indices.segments(index=index)["indices"][index]["shards"]
-    return sum(copy["num_search_segments"] for copies in shards.values() for copy in copies)
+    return sum(copy["num_search_segments"] for copies in shards.values() for copy in copies
+               if copy["routing"]["primary"])
 
 
 class _FailingEncoder:
