@@ -39,7 +39,7 @@ from mmsearch.gateway import SearchGateway, as_gateway
 from query_service import attributes, dsl, legs, queries
 from query_service.adaptive import query_features
 from query_service.dsl import AppQuery, AppResult
-from query_service.fusion import FusedHit, facet_counts, fuse, paginate
+from query_service.fusion import MIN_WEIGHT, FusedHit, facet_counts, fuse, paginate
 from query_service.legs import LegBatch, LegRun
 from query_service.ranking import LEGS, MAX_NUM_CANDIDATES, RankingConfig, SearchRequest
 from query_service.understander import Understander
@@ -170,13 +170,14 @@ class SearchEngine:
 
     @staticmethod
     def active_legs(request: SearchRequest, ranking: RankingConfig) -> dict[str, float]:
-        """Leg -> effective weight (variant weight x modality weight); zero-weight legs are skipped."""
+        """Leg -> effective weight (variant weight x modality weight); legs weighing less than fusion's
+        ``MIN_WEIGHT`` (0, or a product of two tiny weights) are skipped, as fusion would refuse them."""
         modality_weight = {"text": request.text_weight, "image": request.image_weight}
         active = {}
         for leg, weight in ranking.legs.items():
             modality = LEGS[leg][0]
             effective = weight * modality_weight[modality]
-            if effective > 0 and modality in request.modalities:
+            if effective >= MIN_WEIGHT and modality in request.modalities:
                 active[leg] = effective
         return active
 

@@ -24,7 +24,7 @@ exactly as if it had not been asked for.
 Scores and weights must be finite: ``linear`` and ``normalize`` refuse NaN and infinite scores with
 a ValueError (a NaN compares false with everything, so it would land anywhere in the ranking);
 ``rrf`` reads ranks only and carries raw scores into the breakdown untouched. Weights must be
-finite, non-negative and at most ``MAX_WEIGHT``.
+0 or in [``MIN_WEIGHT``, ``MAX_WEIGHT``].
 """
 
 from __future__ import annotations
@@ -50,6 +50,10 @@ MIN_MAX_FLOOR = 0.001
 #: Largest leg weight accepted. The service's own weights stay below 1e3 (RankingConfig caps a leg
 #: at 100, a modality weight at 10); far above this, sums of weighted RRF terms overflow to inf.
 MAX_WEIGHT = 1e100
+#: Smallest positive leg weight. Below it a weight is rounding noise next to any other (1e-12 of a
+#: weight of 1 changes no score in double precision), and subnormal weights broke the breakdown's
+#: split of geometric means (hypothesis: weight 5e-324 explained 1.0 of a 0.667 score).
+MIN_WEIGHT = 1e-12
 #: Largest raw score magnitude ``linear`` combines with normalization "none". Elasticsearch scores
 #: are float32 (below 3.4e38), so no real score is refused; beyond it weighted sums can overflow.
 MAX_RAW_SCORE = 1e150
@@ -106,8 +110,9 @@ def _prepare(legs: Mapping[str, Leg], weights: Mapping[str, float] | None
     for name in legs:
         weights.setdefault(name, 1.0)
     for name, weight in weights.items():
-        if not isinstance(weight, (int, float)) or not 0 <= weight <= MAX_WEIGHT:  # also refuses NaN
-            raise ValueError(f"leg weight must be a finite number in [0, {MAX_WEIGHT:g}]: {name}={weight!r}")
+        if not isinstance(weight, (int, float)) or not (weight == 0 or MIN_WEIGHT <= weight <= MAX_WEIGHT):
+            raise ValueError(f"leg weight must be 0 or a finite number in [{MIN_WEIGHT:g}, {MAX_WEIGHT:g}]: "
+                             f"{name}={weight!r}")  # also refuses NaN, which compares false
     kept = sorted(name for name in legs if weights[name] > 0)
     return {name: _dedupe(legs[name]) for name in kept}, {name: float(weights[name]) for name in kept}
 

@@ -163,12 +163,18 @@ def test_flips_under_live_service_traffic_give_only_full_consistent_answers(es, 
     with served(create_app(settings, encoder=encoder)) as url:
         thread = threading.Thread(target=traffic, args=(url,), daemon=True)
         thread.start()
+        def served_from(name: str) -> None:
+            """Wait until an answer after the flip comes from ``name``: each flip happens under traffic."""
+            start, deadline = len(answers), time.monotonic() + 30
+            while not any(set(a[2]) <= ids_of[name] for a in answers[start:]) and time.monotonic() < deadline:
+                time.sleep(0.01)
+
         try:
             for _ in range(10):
                 swap(es, index_name, new, loaded_identity=encoder.identity)
-                time.sleep(0.05)
+                served_from(new)
                 rollback(es, index_name, loaded_identity=encoder.identity)
-                time.sleep(0.05)
+                served_from(old)
         finally:
             stop.set()
             thread.join(timeout=60)

@@ -20,6 +20,7 @@ from query_service.fusion import (
     COMBINATIONS,
     MAX_RAW_SCORE,
     MAX_WEIGHT,
+    MIN_WEIGHT,
     MIN_MAX_FLOOR,
     NORMALIZATIONS,
     FusedHit,
@@ -50,7 +51,7 @@ scores = st.one_of(st.floats(-100.0, 100.0, allow_nan=False), st.sampled_from(EX
 leg_strategy = st.lists(st.tuples(st.sampled_from(DOC_IDS), scores), max_size=10)
 legs_strategy = st.dictionaries(st.sampled_from(LEG_NAMES), leg_strategy, min_size=1, max_size=4)
 #: Positive, finite weights (zero weights have their own property); huge and tiny ones included.
-weight = st.one_of(st.floats(0.01, 10.0), st.sampled_from((1e-300, 5e-324, 1e-5, 1e5, MAX_WEIGHT)))
+weight = st.one_of(st.floats(0.01, 10.0), st.sampled_from((MIN_WEIGHT, 1e-9, 1e-5, 1e5, MAX_WEIGHT)))
 
 
 def run(config: Mapping[str, Any], legs: Mapping[str, Leg], weights: Mapping[str, float] | None) -> list[FusedHit]:
@@ -131,8 +132,8 @@ def test_a_leg_with_weight_zero_behaves_like_an_absent_leg(case: Any, extra: lis
 
 
 @REFUSAL
-@given(legs=legs_strategy, bad=st.sampled_from((math.nan, math.inf, -math.inf, -1.0, -5e-324,
-                                                MAX_WEIGHT * 10, 1e300)))
+@given(legs=legs_strategy, bad=st.sampled_from((math.nan, math.inf, -math.inf, -1.0, -5e-324, 5e-324, 1e-300,
+                                                MIN_WEIGHT / 2, MAX_WEIGHT * 10, 1e300)))
 def test_non_finite_negative_or_absurd_weights_are_refused(legs: Any, bad: float) -> None:
     name = next(iter(legs))
     for config in CONFIGS:
@@ -290,13 +291,16 @@ def test_regression_nan_and_infinite_inputs_are_refused() -> None:
 
 
 def test_regression_tiny_weights_keep_the_means_exact() -> None:
-    # Geometric: a lone 2.0 from a leg of weight 5e-324 fused to e (w * log 2 rounded to w).
+    # Geometric: a lone 2.0 from a leg of the smallest weight must stay 2.0 (w * log 2 once rounded
+    # to w and gave e); weights below MIN_WEIGHT (5e-324 was the example) are refused.
     legs = {"bm25": [], "text_text": [("d0", 2.0)]}
-    geometric = linear(legs, weights={"bm25": 1.0, "text_text": 5e-324}, normalization="none", combination="geometric")
-    assert [(h.doc_id, h.score) for h in geometric] == [("d0", 2.0)]
+    geometric = linear(legs, weights={"bm25": 1.0, "text_text": MIN_WEIGHT}, normalization="none",
+                       combination="geometric")
+    assert [(h.doc_id, h.score) for h in geometric] == [("d0", pytest.approx(2.0))]
     # Harmonic: weight / score underflowed to 0 and the mean divided by zero (ZeroDivisionError).
     legs = {"bm25": [("d0", 1e150)], "text_text": [("d1", 1.0)]}
-    harmonic = linear(legs, weights={"bm25": 1e-300, "text_text": 10.0}, normalization="none", combination="harmonic")
+    harmonic = linear(legs, weights={"bm25": MIN_WEIGHT, "text_text": 10.0}, normalization="none",
+                      combination="harmonic")
     assert {h.doc_id: h.score for h in harmonic} == pytest.approx({"d0": 1e150, "d1": 1.0})
     assert harmonic[0].legs["bm25"].contribution == pytest.approx(1e150)
     # A subnormal normalised score made weight / score infinite and the mean 0.0 instead of the score.

@@ -511,3 +511,11 @@ def test_the_bm25_leg_queries_the_analysed_field_only_where_every_index_fills_it
         es = FakeES(mappings=mappings)
         _app(es).test_client().post("/search", json={"text": "mens shoes", "size": 1})
         assert ("search_text_analyzed" in json.dumps(es.msearch_calls[0][1])) is expected, mappings
+
+
+def test_weights_too_small_to_fuse_count_as_zero_not_a_500() -> None:
+    # 1e-7 x 1e-6 = 1e-13, below fusion.MIN_WEIGHT: that leg is skipped like a weight-0 one.
+    client = _app(encoder=FakeEncoder()).test_client()
+    response = client.post("/search", json={"text": "shirt", "text_weight": 1e-7,
+                                            "ranking": {"legs": {"bm25": 1.0, "text_text": 1e-6}}})
+    assert response.status_code == 200, response.json
