@@ -8,7 +8,7 @@ COPY onnx_models ./onnx_models
 COPY indexer ./indexer
 COPY mappings ./mappings
 COPY query_service ./query_service
-RUN pip install --no-cache-dir . && useradd --system --create-home mmsearch && mkdir -p /var/lib/mmsearch \
+RUN pip install --no-cache-dir ".[cpu]" && useradd --system --create-home mmsearch && mkdir -p /var/lib/mmsearch \
     && chown mmsearch /var/lib/mmsearch
 USER mmsearch
 EXPOSE 8080

@@ -404,7 +404,8 @@ def test_doc_value_ids_give_the_same_results_and_recover_from_an_undeclared_inde
 
     sent.clear()
     moved = Spy(es)
-    moved.claims = {"qs-live-v20000101000000": {"_meta": {"doc_id_field": "id"}}}  # the alias moved since the look
+    # The alias moved since the look; same lexical analysis as the others, so the same BM25 leg.
+    moved.claims = {"qs-live-v20000101000000": {"_meta": {"doc_id_field": "id", "lexical_analysis": "client"}}}
     stale = SearchEngine(moved, encoder, search_settings)
     stale_result = stale.search(request, RankingConfig(understanding=False))
     assert len(sent) == 2 and "stored_fields" not in sent[1][0]  # re-ran the ordinary way
