@@ -308,6 +308,15 @@ class SearchEngine:
             run = LegRun(lean=lean)
             legs.collect(batch, batch_responses, batch_parsed, run, self.options.leg_timeout_ms)
             runs.append(run)
+        return self._rerun_mixed(batches, runs, lean)
+
+    def _rerun_mixed(self, batches: Sequence[LegBatch], runs: list[LegRun], lean: bool) -> list[LegRun]:
+        """Legs answered from two indices (a swap landed between the ``_msearch``'s items) run again,
+        pinned to the alias's one current index: an answer never mixes two versions of the catalog."""
+        for i, (batch, run) in enumerate(zip(batches, runs)):
+            if len(run.indices) > 1 and len(targets := self.gateway.alias_targets(batch.index)) == 1:
+                pinned = LegBatch(targets[0], batch.bodies, batch.weights, batch.docvalue_fields)
+                runs[i] = self.run_batches([pinned], lean)[0]
         return runs
 
     def run_legs(self, request: SearchRequest, ranking: RankingConfig) -> LegRun:
@@ -394,7 +403,8 @@ class SearchEngine:
 
     def _fetch_page_sources(self, run: LegRun, ids: list[str]) -> None:
         """Replace the page hits' doc-value stubs with their ``_source`` (one request for the page)."""
-        _, sources = queries.parse_leg_response(self._search(self.index, queries.page_sources_body(ids)))
+        index = run.answered_from() or self.index
+        _, sources = queries.parse_leg_response(self._search(index, queries.page_sources_body(ids)))
         for doc_id in ids:
             run.sources[doc_id] = sources.get(doc_id, {})  # a doc deleted since the legs ran shows empty
 
@@ -554,13 +564,14 @@ class SearchEngine:
             page = paginate(fused, query.offset, query.size) if not run.errors.get("bm25") else []
             pages.append(page)
             page_slot = aggs_slot = None
+            index = run.answered_from() or query.index  # the legs' version, even if the alias moved since
             if page:
                 page_slot = len(searches) // 2
-                searches += [{"index": query.index}, dsl.page_body(query, [hit.doc_id for hit in page])]
+                searches += [{"index": index}, dsl.page_body(query, [hit.doc_id for hit in page])]
             aggs_body = dsl.fused_aggregations_body(query, [hit.doc_id for hit in fused])
             if aggs_body is not None and not run.errors.get("bm25"):
                 aggs_slot = len(searches) // 2
-                searches += [{"index": query.index}, aggs_body]
+                searches += [{"index": index}, aggs_body]
             slots.append((page_slot, aggs_slot))
         responses = self._msearch(searches) if searches else []
         return [self._app_result(query, run, fused, page, [responses[s] if s is not None else None for s in slot])

@@ -44,6 +44,17 @@ class LegRun:
     #: Attribute pre-filters applied to the vector legs, and those dropped because a leg came back empty.
     prefiltered: list[str] = field(default_factory=list)
     filter_dropped: list[str] = field(default_factory=list)
+    #: The concrete indices the legs' hits came from (``_index``): one, unless the alias moved
+    #: between the ``_msearch``'s items (a swap racing the request; see ``answered_from``).
+    indices: set[str] = field(default_factory=set)
+
+    def answered_from(self) -> str | None:
+        """The one concrete index every hit came from, or None (no hits, or the alias moved mid-request).
+
+        The follow-up requests of a search (page sources, the app's page) go there rather than to the
+        alias, so a swap between the legs and the page cannot mix two versions in one answer.
+        """
+        return next(iter(self.indices)) if len(self.indices) == 1 else None
 
 
 @dataclass(frozen=True)
@@ -180,6 +191,7 @@ def collect(batch: LegBatch, responses: Sequence[dict[str, Any]], parsed: Sequen
             continue
         if response.get("timed_out"):
             run.degraded.append(f"leg:{leg}: timed out after {leg_timeout_ms}ms (partial results)")
+        run.indices.update(hit["_index"] for hit in (response.get("hits") or {}).get("hits", ()) if "_index" in hit)
         run.legs[leg] = ties_in_id_order(ranked)
         run.sources.update(sources)
         run.leg_took_ms[leg] = float(response.get("took", 0))
