@@ -265,7 +265,10 @@ def _load(es: Any, encoder: Any, catalog: CatalogConfig, index: str, pipeline: P
 def _refresh_interval(es: Any, index: str) -> str | None:
     body = body_of(guarded("read refresh interval",
                            lambda: es.indices.get_settings(index=index, name="index.refresh_interval"), index=index))
-    return (next(iter(body.values()))["settings"].get("index") or {}).get("refresh_interval")
+    # A setting left at its default is filtered out entirely: the answer is {} (no index key), e.g.
+    # after a build restored the default, or while another part of a split build loads.
+    settings = next(iter(body.values()), {}).get("settings") or {}
+    return (settings.get("index") or {}).get("refresh_interval")
 
 
 # --- validate ---------------------------------------------------------------------
