@@ -188,6 +188,10 @@ def build(es: Any, encoder: Any, catalog: CatalogConfig, *, alias: str, state_di
                             index=index, max_num_segments=1, wait_for_completion=True))
             summary.force_merge_s = round(time.monotonic() - started, 1)
         meta = _riding_out(pipeline, "get mapping", index, lambda: index_meta(es, index))
+        if meta.get("model_identity") != encoder.identity:
+            # Bulk writes re-create a deleted index with dynamic mappings and no _meta: never serve that.
+            raise IndexingError(f"index {index} lost its mapping during the build (deleted and re-created by "
+                                "Elasticsearch's auto-create?); delete it and build again", index=index)
         record = {**{k: v for k, v in summary.to_dict().items() if k != "failure_reasons"},
                   "completed_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
                   "resumed": bool(resume)}

@@ -166,3 +166,20 @@ def test_an_outage_longer_than_the_window_ends_in_one_line_and_the_resume_loses_
     assert count(es, index) == 4000
     assert sorted(existing_hashes(es, index)) == sorted(ids)
     es.indices.delete(index=index)
+
+
+def test_an_index_deleted_mid_build_is_not_silently_recreated_and_served(es, encoder, catalog_dir, index_name,
+                                                                        tmp_path):
+    from mmsearch.exceptions import IndexingError
+
+    path, _ = _text_only_subset(catalog_dir, tmp_path / "products.jsonl", 60)
+    # By name: wildcard deletes are refused (action.destructive_requires_name).
+    def delete_the_index() -> None:
+        es.indices.delete(index=",".join(es.indices.get(index=f"{index_name}-v*")))
+
+    plan = BulkFaults(before_call={2: delete_the_index})
+    with pytest.raises(IndexingError, match="lost its mapping"):
+        build(faulty_client(es, plan), encoder, CatalogConfig(path=path, image_root=catalog_dir), alias=index_name,
+              state_dir=tmp_path, pipeline=PipelineConfig(progress=False, batch_size=20, bulk_chunk_docs=20))
+    # What bulk auto-created in its place has no _meta: it never gets an alias from this build.
+    assert not es.indices.exists_alias(name=index_name)
