@@ -211,12 +211,14 @@ def build(es: Any, encoder: Any, catalog: CatalogConfig, *, alias: str, state_di
     return summary.to_dict()
 
 
-def _riding_out(pipeline: PipelineConfig, what: str, index: str, call: Callable[[], T]) -> T:
-    """One client call of a build, retried through an outage shorter than ``pipeline.outage``."""
+def _riding_out(pipeline: PipelineConfig, what: str, index: str, call: Callable[[], T],
+                policy: retries.OutagePolicy | None = None) -> T:
+    """One client call of a build, retried through an outage shorter than ``policy`` (``pipeline.outage``)."""
     def note(error: BaseException, delay: float) -> None:
         log.warning("%s on %s: Elasticsearch is unreachable; retrying in %.1f s", what, index, delay)
 
-    return retries.ride_out(lambda: guarded(what, call, index=index), pipeline.outage, is_outage, on_retry=note)
+    return retries.ride_out(lambda: guarded(what, call, index=index), policy or pipeline.outage, is_outage,
+                            on_retry=note)
 
 
 def _part_items(catalog: CatalogConfig, part: CatalogPart) -> Iterator[CatalogItem]:
@@ -255,10 +257,9 @@ def _load(es: Any, encoder: Any, catalog: CatalogConfig, index: str, pipeline: P
         # how to resume), and a resumed build restores both anyway.
         policy = pipeline.outage if loaded else dataclasses.replace(pipeline.outage, window_s=0)
         try:
-            retries.ride_out(lambda: guarded("restore refresh interval", lambda: es.indices.put_settings(
-                index=index, settings={"index": {"refresh_interval": previous}}), index=index), policy, is_outage)
-            retries.ride_out(lambda: guarded("refresh", lambda: es.indices.refresh(index=index), index=index),
-                             policy, is_outage)
+            _riding_out(pipeline, "restore refresh interval", index, lambda: es.indices.put_settings(
+                index=index, settings={"index": {"refresh_interval": previous}}), policy)
+            _riding_out(pipeline, "refresh", index, lambda: es.indices.refresh(index=index), policy)
         except ClusterError:
             if loaded:
                 raise

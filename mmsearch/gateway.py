@@ -141,6 +141,7 @@ class ElasticsearchGateway:
     def __init__(self, client: Any) -> None:
         self.client = client
         self._timeout_clients: dict[float, Any] = {}
+        self._probe_client: Any = None  # /readyz's one short attempt (retries.READINESS_TIMEOUT_S)
 
     def _with_timeout(self, timeout_s: float | None) -> Any:
         # client.options() copies the client (~0.3 ms per call), so one copy per timeout is kept.
@@ -181,7 +182,9 @@ class ElasticsearchGateway:
             raise
 
     def cluster_health(self, timeout: str = "2s") -> dict[str, Any]:
-        client = self.client.options(request_timeout=retries.READINESS_TIMEOUT_S, max_retries=0)
+        if self._probe_client is None:  # made once: client.options() copies the client
+            self._probe_client = self.client.options(request_timeout=retries.READINESS_TIMEOUT_S, max_retries=0)
+        client = self._probe_client
         return dict(body_of(guarded("cluster health", lambda: client.cluster.health(timeout=timeout))))
 
     def forward(self, method: str, path: str, params: Mapping[str, str], body: Any) -> ForwardedResponse:
@@ -238,9 +241,3 @@ def is_authorization_error(exc: BaseException) -> bool:
     Unlike a 401 this is normal for restricted users, so callers may fall back to another way."""
     return status_of(exc) == 403
 
-
-def is_bulk_rejection(exc: BaseException) -> bool:
-    """``helpers.bulk`` raised ``BulkIndexError``: ES answered, but refused some of the documents."""
-    from elasticsearch.helpers import BulkIndexError
-
-    return isinstance(exc, BulkIndexError)

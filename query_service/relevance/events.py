@@ -137,11 +137,13 @@ class EventLogger:
             return 0
         retry, rejected = self._sort_item_errors(errors, by_id)
         self._put_back(retry)
+        self.rejected += rejected
         written = len(batch) - len(retry) - rejected
         self.written += written
         return written
 
-    def _sort_item_errors(self, errors: list[dict[str, Any]],
+    @staticmethod
+    def _sort_item_errors(errors: list[dict[str, Any]],
                           by_id: dict[str, dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
         """Events to try again (ES busy: 429/5xx). A 409 is an event already written; anything else
         ES refuses would be refused again, so it is counted in ``rejected`` and logged, not retried."""
@@ -155,7 +157,6 @@ class EventLogger:
             if status == 429 or status >= 500:
                 retry.append(by_id[item["_id"]])
             else:
-                self.rejected += 1
                 rejected += 1
                 log.warning("Elasticsearch refused an event; it is dropped",
                             extra={"fields": {"status": status, "error": str(item.get("error"))[:300]}})

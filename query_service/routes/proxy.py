@@ -42,22 +42,27 @@ def es_json(body: Any, status: int, extra_headers: dict[str, str] | None = None)
 def relay(path: str) -> Response:
     ctx = context()
     full_path = "/" + path
-    methods = service_route_methods(full_path)
-    # e.g. PUT /search: the service's own route, with a method it does not take. (GET / reaches the
-    # relay from the search page's view, for Elasticsearch clients: a method that route takes.)
-    if methods and request.method not in methods:
-        # The service's own error shape, as werkzeug's 405s for other methods have it.
-        response = jsonify({"error": "MethodNotAllowed", "message": f"{request.method} is not allowed on {full_path}"})
-        response.status_code = 405
-        response.headers["Allow"] = ", ".join(sorted(methods))
-        return response
     route = ctx.access.route(request.method, full_path)
     if isinstance(route, Refusal):
+        # e.g. PUT /search: the service's own route, with a method it does not take, is a 405, not an
+        # Elasticsearch write refused. Looked up only here: allowed reads skip it. (GET / reaches the
+        # relay from the search page's view, for Elasticsearch clients: a method that route takes.)
+        methods = service_route_methods(full_path)
+        if methods and request.method not in methods:
+            return _method_not_allowed(full_path, methods)
         return es_json(proxy.es_error(403, FORBIDDEN_TYPE, route.message()), 403)
     try:
         return _dispatch(route, full_path)
     except _BadBody as exc:
         return es_json(proxy.es_error(400, "parse_exception", str(exc)), 400)
+
+
+def _method_not_allowed(path: str, methods: set[str]) -> Response:
+    """The service's own error shape, as werkzeug's 405s for other methods have it."""
+    response = jsonify({"error": "MethodNotAllowed", "message": f"{request.method} is not allowed on {path}"})
+    response.status_code = 405
+    response.headers["Allow"] = ", ".join(sorted(methods))
+    return response
 
 
 def service_route_methods(path: str) -> set[str]:

@@ -17,7 +17,6 @@ from typing import Any
 import elasticsearch
 import pytest
 from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig, ObjectApiResponse
-from elasticsearch.helpers import BulkIndexError
 
 from indexer import enrich as enrich_module
 from indexer import lifecycle
@@ -28,7 +27,7 @@ from mmsearch import capabilities, retries
 from mmsearch.config import PROJECT_ROOT
 from mmsearch.exceptions import ClusterAuthError, ClusterError, ClusterUnavailableError, IndexNotFoundError
 from mmsearch.gateway import ElasticsearchGateway, ForwardedResponse, guarded, is_authorization_error, \
-    is_bulk_rejection, status_of, translate
+    status_of, translate
 from query_service.relevance import events as events_module
 from query_service.relevance import store
 
@@ -108,8 +107,7 @@ def test_other_rejections_are_cluster_errors_502() -> None:
 def test_non_client_exceptions_are_returned_unchanged() -> None:
     exc = ValueError("not about Elasticsearch")
     assert translate(exc, "count") is exc
-    assert status_of(exc) is None and not is_authorization_error(exc) and not is_bulk_rejection(exc)
-    assert is_bulk_rejection(BulkIndexError("1 document(s) failed to index.", []))
+    assert status_of(exc) is None and not is_authorization_error(exc)
 
 
 def test_guarded_chains_client_errors_and_lets_others_through() -> None:
