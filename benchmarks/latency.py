@@ -173,7 +173,7 @@ def catalog_photos(es: Any, index: str, catalog: Path, count: int) -> list[bytes
     return photos
 
 
-def _stop_with_parent() -> None:
+def stop_with_parent() -> None:
     """In the service's process before exec: on Linux, SIGTERM it when this script dies, however it
     dies (a killed run once left its gunicorn serving, and loading, the next measurements)."""
     if sys.platform.startswith("linux"):
@@ -182,13 +182,13 @@ def _stop_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
-def write_doc_section(doc: Path, body: str) -> None:
-    """Replace only the body of the '## Query latency' section up to its first subsection
+def write_doc_section(doc: Path, body: str, heading: str = "Query latency") -> None:
+    """Replace only the body of the '## <heading>' section up to its first subsection
     (other sections and subsections belong to others)."""
     text = doc.read_text()
-    match = re.search(r"^## Query latency[^\n]*\n", text, flags=re.M)
+    match = re.search(rf"^## {re.escape(heading)}[^\n]*\n", text, flags=re.M)
     if not match:
-        raise SystemExit(f"no '## Query latency' heading in {doc}")
+        raise SystemExit(f"no '## {heading}' heading in {doc}")
     start = match.end()
     following = re.search(r"^##+ ", text[start:], flags=re.M)  # keeps later subsections (### ...)
     end = start + following.start() if following else len(text)
@@ -263,7 +263,7 @@ def main() -> None:
                "MMSEARCH_RATE_LIMIT": "off"}
         service = subprocess.Popen([sys.executable, "-m", "mmsearch.cli", "serve", "--port", str(port), "--workers",
                                     str(args.gunicorn)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                   preexec_fn=_stop_with_parent)
+                                   preexec_fn=stop_with_parent)
         for _ in range(240):
             try:
                 if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:

@@ -98,6 +98,8 @@ def knn_body(field: str, vector: Sequence[float], ranking: RankingConfig, filter
     """
     knn: dict[str, Any] = {"field": field, "query_vector": float_list(vector), "k": ranking.depth,
                            "num_candidates": num_candidates or ranking.num_candidates}
+    if ranking.rescore_oversample is not None:
+        knn["rescore_vector"] = {"oversample": float(ranking.rescore_oversample)}
     clauses = filter_clauses(filters)
     if clauses:
         knn["filter"] = clauses

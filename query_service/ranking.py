@@ -39,6 +39,8 @@ MAX_TEXT_CHARS = 512
 MAX_SIZE = 100
 MAX_DEPTH = 1000
 MAX_NUM_CANDIDATES = 10_000  # Elasticsearch's own cap
+#: Elasticsearch's own bound on ``rescore_vector.oversample`` (it refuses more than 10).
+MAX_RESCORE_OVERSAMPLE = 10.0
 
 
 def _fail(message: str, **context: Any) -> None:
@@ -69,6 +71,10 @@ class RankingConfig:
                                                                         "search_text": 1.0})
     depth: int = 100
     num_candidates: int = 200
+    #: kNN legs over quantised vectors (int8/int4/bbq): take ``oversample x k`` candidates from the
+    #: quantised graph and re-score them with the stored float vectors (ES ``rescore_vector``).
+    #: None leaves the index's own default (bbq_hnsw: 3 since ES 9.1; int8: none); 0 turns it off.
+    rescore_oversample: float | None = None
     negative_weight: float = 0.5
     native_retriever: bool = False
     #: Query understanding (query_service.understanding): parse the text into catalog attributes
@@ -129,6 +135,11 @@ class RankingConfig:
         if not (_integer(self.num_candidates) and self.depth <= self.num_candidates <= MAX_NUM_CANDIDATES):
             _fail(f"num_candidates must be in [depth, {MAX_NUM_CANDIDATES}]", num_candidates=self.num_candidates,
                   depth=self.depth)
+        if self.rescore_oversample is not None and not (
+                _number(self.rescore_oversample)
+                and (self.rescore_oversample == 0 or 1 <= self.rescore_oversample <= MAX_RESCORE_OVERSAMPLE)):
+            _fail(f"rescore_oversample must be null, 0 (off) or a number in [1, {MAX_RESCORE_OVERSAMPLE}]",
+                  rescore_oversample=self.rescore_oversample)
         if not _number(self.negative_weight) or not 0 <= self.negative_weight <= 1:
             _fail("negative_weight must be in [0, 1]", negative_weight=self.negative_weight)
         for name in ("attribute_weight", "attribute_boost"):

@@ -100,6 +100,14 @@ def test_knn_body_without_filters_and_with_escalated_candidates() -> None:
     assert "filter" not in queries.knn_of(body) and queries.knn_of(body)["num_candidates"] == 3200 and queries.knn_of(body)["k"] == 100
 
 
+def test_knn_body_asks_for_rescoring_only_when_the_ranking_sets_it() -> None:
+    assert "rescore_vector" not in queries.knn_of(queries.knn_body("text_vector", [1, 0], RANKING, {}))
+    for oversample, sent in ((0, 0.0), (3, 3.0), (2.5, 2.5)):
+        ranking = RANKING.with_overrides({"rescore_oversample": oversample})
+        knn = queries.knn_of(queries.knn_body("text_vector", [1, 0], ranking, FILTERS))
+        assert knn["rescore_vector"] == {"oversample": sent} and knn["filter"] == FILTER_CLAUSES
+
+
 def test_exact_bodies_keep_the_filter_and_require_the_vector() -> None:
     script = queries.exact_script_body("image_vector", [1.0, 0.0], {"gender": ["Men"]}, 5)
     inner = script["query"]["script_score"]

@@ -53,6 +53,10 @@ def test_defaults_are_valid_and_run_every_leg() -> None:
     ({"depth": 10.5}, "depth must be an integer"),
     ({"num_candidates": 99}, "num_candidates must be in [depth, 10000]"),  # below the default depth 100
     ({"num_candidates": MAX_NUM_CANDIDATES + 1}, "num_candidates must be in [depth, 10000]"),
+    ({"rescore_oversample": 0.5}, "rescore_oversample must be null, 0 (off) or a number in [1, 10"),
+    ({"rescore_oversample": 10.5}, "rescore_oversample must be null, 0 (off) or a number in [1, 10"),
+    ({"rescore_oversample": "3"}, "rescore_oversample must be null, 0 (off) or a number in [1, 10"),
+    ({"rescore_oversample": True}, "rescore_oversample must be null, 0 (off) or a number in [1, 10"),
     ({"negative_weight": -0.01}, "negative_weight must be in [0, 1]"),
     ({"negative_weight": 1.01}, "negative_weight must be in [0, 1]"),
 ])
@@ -68,6 +72,8 @@ def test_edges_that_are_allowed() -> None:
                            negative_weight=0, bounds={"bm25": (0, 0)}, field_boosts={"title": 100})
     assert config.legs == {"bm25": 0, "text_text": 100} and config.bounds == {"bm25": (0, 0)}
     RankingConfig(depth=MAX_DEPTH, num_candidates=MAX_NUM_CANDIDATES, rrf_k=10_000, negative_weight=1)
+    for oversample in (None, 0, 1, 3.5, 10):
+        assert RankingConfig(rescore_oversample=oversample).rescore_oversample == oversample
 
 
 def test_unknown_legs_are_named_in_the_error_context() -> None:
