@@ -7,7 +7,8 @@ proxy (``_search`` and every hybrid item of an ``_msearch``); ``run_legs`` +
 send them as one ``_msearch`` through the gateway (``mmsearch.gateway``), parse
 and degrade them with ``query_service.legs``, fuse with ``query_service.fusion``
 and fetch the page. The pure pieces live in ``queries``, ``legs``, ``dsl`` and
-``fusion``; this module holds the I/O around them and the degradation rules:
+``fusion``; this module holds the I/O around them and applies the degradation rules
+(the leg ones, and the leg re-runs, are in ``legs``):
 
 - an encoder failure or timeout drops that modality's vector legs and says so
   in ``degraded`` (BM25 still answers a text query);
@@ -27,20 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from mmsearch.exceptions import (
-    ClusterError,
-    ClusterUnavailableError,
-    EncoderUnavailableError,
-    ImageDecodeError,
-    IndexNotFoundError,
-    RequestValidationError,
-)
+from mmsearch.exceptions import EncoderUnavailableError, ImageDecodeError, RequestValidationError
 from mmsearch.gateway import SearchGateway, as_gateway
 from query_service import attributes, dsl, legs, queries
 from query_service.adaptive import query_features
 from query_service.dsl import AppQuery, AppResult
 from query_service.fusion import MIN_WEIGHT, FusedHit, facet_counts, fuse, paginate
-from query_service.legs import LegBatch, LegRun
+from query_service.legs import LegBatch, LegRun, raise_for_unanswered
 from query_service.ranking import LEGS, MAX_NUM_CANDIDATES, RankingConfig, SearchRequest
 from query_service.understander import Understander
 from query_service.understanding import Understanding
@@ -81,19 +75,6 @@ class EncodedQuery:
 
 def _ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000.0, 3)
-
-
-def raise_for_unanswered(run: LegRun, index: str) -> None:
-    """No leg answered: the same failure gets the gateway's status for it (missing index 503, refused 502)."""
-    if run.legs or not run.errors:
-        return
-    statuses = {status for status, _ in run.errors.values()}
-    reasons = "; ".join(run.degraded)[:300]
-    if statuses == {404}:
-        raise IndexNotFoundError("the index or alias does not exist (yet)", index=index)
-    if statuses & {429, 502, 503, 504}:
-        raise ClusterUnavailableError("Elasticsearch is busy or restarting", index=index, error=reasons)
-    raise ClusterError("Elasticsearch rejected every leg of the search", index=index, error=reasons)
 
 
 class SearchEngine:
@@ -262,25 +243,6 @@ class SearchEngine:
             return None
         return self.understander.parse(text or "", vector, image_vector, photo)
 
-    def _recover_empty_legs(self, batches: Sequence[LegBatch], runs: Sequence[LegRun],
-                            unfiltered: Sequence[dict[str, dict[str, Any]]], lean: bool) -> None:
-        """A vector leg the parse's pre-filter left empty runs again without it (one ``_msearch``)."""
-        retry = []
-        for batch, run, bodies in zip(batches, runs, unfiltered):
-            if not run.prefiltered:
-                continue
-            empty = {leg: bodies[leg] for leg in batch.bodies if LEGS[leg][1] and leg in bodies
-                     and leg in run.legs and not run.legs[leg]}
-            if empty:
-                retry.append((LegBatch(batch.index, empty, batch.weights, batch.docvalue_fields), run))
-        if not retry:
-            return
-        for (batch, run), again in zip(retry, self.run_batches([b for b, _ in retry], lean)):
-            run.legs.update(again.legs)
-            run.sources.update(again.sources)
-            run.degraded += again.degraded
-            run.filter_dropped = sorted(set(run.filter_dropped) | set(batch.bodies))
-
     def _msearch(self, searches: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return self.gateway.msearch(searches, timeout_s=self._leg_request_timeout_s)
 
@@ -308,16 +270,9 @@ class SearchEngine:
             run = LegRun(lean=lean)
             legs.collect(batch, batch_responses, batch_parsed, run, self.options.leg_timeout_ms)
             runs.append(run)
-        return self._rerun_mixed(batches, runs, lean)
-
-    def _rerun_mixed(self, batches: Sequence[LegBatch], runs: list[LegRun], lean: bool) -> list[LegRun]:
-        """Legs answered from two indices (a swap landed between the ``_msearch``'s items) run again,
-        pinned to the alias's one current index: an answer never mixes two versions of the catalog."""
-        for i, (batch, run) in enumerate(zip(batches, runs)):
-            if len(run.indices) > 1 and len(targets := self.gateway.alias_targets(batch.index)) == 1:
-                pinned = LegBatch(targets[0], batch.bodies, batch.weights, batch.docvalue_fields)
-                runs[i] = self.run_batches([pinned], lean)[0]
-        return runs
+        # Legs answered from two indices (an alias swap mid-request) run again, pinned (legs.rerun_mixed).
+        return legs.rerun_mixed(batches, runs, lambda alias: self.gateway.alias_targets(alias),
+                                lambda pinned: self.run_batches(pinned, lean))
 
     def run_legs(self, request: SearchRequest, ranking: RankingConfig) -> LegRun:
         start = time.perf_counter()
@@ -344,7 +299,7 @@ class SearchEngine:
             if ranking.attribute_filter else []
         if run.prefiltered:
             unfiltered = self._leg_bodies(request, ranking, weights, vectors, understanding, prefilter=False)
-            self._recover_empty_legs([batch], [run], [unfiltered], lean)
+            legs.recover_empty_legs([batch], [run], [unfiltered], lambda retry: self.run_batches(retry, lean))
         run.degraded[:0] = degraded
         run.took_ms["encode"] = encode_ms
         raise_for_unanswered(run, self.index)
@@ -524,7 +479,7 @@ class SearchEngine:
                 if ranking.attribute_filter else []
         unfiltered = [self._app_bodies(query, ranking, weights, vector, parse, prefilter=False) if run.prefiltered
                       else {} for query, vector, parse, run in zip(app_queries, vector_of, parses, runs)]
-        self._recover_empty_legs(batches, runs, unfiltered, lean=True)
+        legs.recover_empty_legs(batches, runs, unfiltered, lambda retry: self.run_batches(retry, lean=True))
         fused_lists = []
         for query, run, vector, parse in zip(app_queries, runs, vector_of, parses):
             run.degraded[:0] = degraded

@@ -6,15 +6,18 @@ before and after lives here so it can be tested without a cluster:
 - ``LegBatch``: one search's leg bodies, the index they run on, their weights;
 - ``lean_bodies`` / ``msearch_searches``: ids-only legs for every batch, one payload;
 - ``split_responses`` / ``parse_batches``: the items back to their batch and leg;
-- ``collect``: the degradation rules, leg by leg, into a ``LegRun``.
+- ``collect``: the degradation rules, leg by leg, into a ``LegRun``; ``raise_for_unanswered``: when none answered;
+- ``rerun_mixed`` / ``recover_empty_legs``: which legs run a second time, and how the answers are
+  merged. They take the engine's sender as a function (``RunBatches``), so they do no I/O either.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mmsearch.exceptions import ClusterError, ClusterUnavailableError, IndexNotFoundError
 from query_service import queries
 from query_service.ranking import LEGS
 
@@ -197,3 +200,60 @@ def collect(batch: LegBatch, responses: Sequence[dict[str, Any]], parsed: Sequen
         run.leg_took_ms[leg] = float(response.get("took", 0))
         run.envelopes[leg] = {key: value for key, value in response.items() if key != "hits"} | {
             "total": (response.get("hits") or {}).get("total")}
+
+
+def raise_for_unanswered(run: LegRun, index: str) -> None:
+    """No leg answered: the same failure gets the gateway's status for it (missing index 503, refused 502)."""
+    if run.legs or not run.errors:
+        return
+    statuses = {status for status, _ in run.errors.values()}
+    reasons = "; ".join(run.degraded)[:300]
+    if statuses == {404}:
+        raise IndexNotFoundError("the index or alias does not exist (yet)", index=index)
+    if statuses & {429, 502, 503, 504}:
+        raise ClusterUnavailableError("Elasticsearch is busy or restarting", index=index, error=reasons)
+    raise ClusterError("Elasticsearch rejected every leg of the search", index=index, error=reasons)
+
+
+#: Sends batches as one ``_msearch`` and collects them, one ``LegRun`` each (``SearchEngine.run_batches``
+#: with its ``lean`` bound). Passed in rather than called on the engine so the re-run rules stay testable.
+RunBatches = Callable[[Sequence[LegBatch]], list[LegRun]]
+
+
+def rerun_mixed(batches: Sequence[LegBatch], runs: list[LegRun], alias_targets: Callable[[str], list[str]],
+                run_batches: RunBatches) -> list[LegRun]:
+    """Legs answered from two indices (a swap landed between the ``_msearch``'s items) run again,
+    pinned to the alias's one current index: an answer never mixes two versions of the catalog.
+
+    ``alias_targets`` (the concrete indices behind an alias) is asked only for a mixed run; when the
+    alias has no single target the run is kept as it is. ``runs`` is updated in place and returned.
+    """
+    for i, (batch, run) in enumerate(zip(batches, runs)):
+        if len(run.indices) > 1 and len(targets := alias_targets(batch.index)) == 1:
+            pinned = LegBatch(targets[0], batch.bodies, batch.weights, batch.docvalue_fields)
+            runs[i] = run_batches([pinned])[0]
+    return runs
+
+
+def recover_empty_legs(batches: Sequence[LegBatch], runs: Sequence[LegRun],
+                       unfiltered: Sequence[Mapping[str, Mapping[str, Any]]], run_batches: RunBatches) -> None:
+    """A vector leg the parse's pre-filter left empty runs again without it (one ``_msearch``).
+
+    ``unfiltered``: each batch's leg bodies built without the pre-filter (empty where the run was not
+    pre-filtered). The answers replace the empty legs in place and the legs are named in ``filter_dropped``.
+    """
+    retry: list[tuple[LegBatch, LegRun]] = []
+    for batch, run, bodies in zip(batches, runs, unfiltered):
+        if not run.prefiltered:
+            continue
+        empty = {leg: bodies[leg] for leg in batch.bodies if LEGS[leg][1] and leg in bodies
+                 and leg in run.legs and not run.legs[leg]}
+        if empty:
+            retry.append((LegBatch(batch.index, empty, batch.weights, batch.docvalue_fields), run))
+    if not retry:
+        return
+    for (batch, run), again in zip(retry, run_batches([b for b, _ in retry])):
+        run.legs.update(again.legs)
+        run.sources.update(again.sources)
+        run.degraded += again.degraded
+        run.filter_dropped = sorted(set(run.filter_dropped) | set(batch.bodies))
