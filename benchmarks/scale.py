@@ -336,6 +336,7 @@ def conditions(es: Any, args: argparse.Namespace, base: BaseCatalog, config: Syn
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--base-alias", default="products", help="full build of the real catalog to grow from")
+    parser.add_argument("--base-es-url", help="the cluster holding --base-alias, when it is not ES_URL's")
     parser.add_argument("--model", type=Path, default=PROJECT_ROOT / ".state/models/demo-fashion-products",
                         help="the model package that built --base-alias (it encodes the queries)")
     parser.add_argument("--sizes", type=lambda s: sorted(int(x) for x in s.split(",")),
@@ -353,18 +354,27 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers of the service")
     parser.add_argument("--client-threads", type=int, default=32, help="load-generator threads (max in flight)")
     parser.add_argument("--keep", action="store_true", help="keep the scale indices at the end")
-    parser.add_argument("--out", type=Path, required=True, help="write the results as JSON")
+    parser.add_argument("--out", type=Path, help="write the results as JSON")
     parser.add_argument("--write-doc", action="store_true", help="fill the Scale section of docs/benchmarks.md")
+    parser.add_argument("--render", type=Path, nargs="+", metavar="JSON",
+                        help="only write the Scale section from earlier --out files (one block per file)")
     args = parser.parse_args()
+    if args.render:
+        blocks = [render(json.loads(path.read_text()), path) for path in args.render]
+        write_doc_section(PROJECT_ROOT / "docs" / "benchmarks.md", "\n\n".join(blocks), heading="Scale")
+        return
+    if args.out is None:
+        parser.error("--out is required (or --render)")
     es_url = os.environ.get("ES_URL", "http://127.0.0.1:9200")
     es = Settings.load(es_hosts=es_url, request_timeout_s=120).es_client()
     catalog = default_catalog_dir()
     if catalog is None:
         raise SystemExit("shared catalog not found; set MMSEARCH_CATALOG_DIR")
     config = SynthesisConfig(seed=args.seed, noise=args.noise)
-    base = read_base(es, args.base_alias)
+    base_es = Settings.load(es_hosts=args.base_es_url, request_timeout_s=120).es_client() if args.base_es_url else es
+    base = read_base(base_es, args.base_alias)
     encoder = Encoder.load(args.model)
-    if index_meta(es, alias_targets(es, args.base_alias)[0]).get("model_identity") != encoder.identity:
+    if index_meta(base_es, alias_targets(base_es, args.base_alias)[0]).get("model_identity") != encoder.identity:
         raise SystemExit(f"{args.base_alias} was not built with {args.model}")
     texts = query_texts(catalog, max(args.recall_queries, 400))
     query_vectors = encoder.encode_texts(texts[: args.recall_queries]).astype(np.float32)
@@ -392,7 +402,14 @@ def _resident(off_heap: dict[str, int], index_type: str) -> int:
 def render(results: dict[str, Any], source: Path) -> str:
     """The Scale section of docs/benchmarks.md from one run's JSON."""
     c = results["conditions"]
-    lines = [f"`ES_URL=... python benchmarks/scale.py --out {source.relative_to(PROJECT_ROOT) if source.is_absolute() else source} --write-doc`"
+    types = ",".join(v["index_type"] for v in results["variants"])
+    sizes = ",".join(str(st["size"]) for st in results["variants"][0]["stages"])
+    try:
+        where = source.resolve().relative_to(PROJECT_ROOT)
+    except ValueError:
+        where = source
+    lines = [f"`python benchmarks/scale.py --index-types {types} --sizes {sizes} --shards {c['shards']} "
+             f"--replicas {c['replicas']} --out {where}`"
              f" ({c['started']}, {c['host']['cpus']} CPUs, load {c['host']['load_before'][0]:.1f} before;"
              f" Elasticsearch {c['elasticsearch']}, {c['nodes']} node(s), {c['shards']} shard(s), {c['replicas']} replica(s);"
              f" {c['base_products']:,} real products ({c['base_with_image']:,} with a photo, d={c['dim']}) grown with"
@@ -402,7 +419,9 @@ def render(results: dict[str, Any], source: Path) -> str:
              "| float vectors MB | ES heap used / max MB | ES RSS MB |", "|---|---|---|---|---|---|---|---|---|---|"]
     for v in results["variants"]:
         for st in v["stages"]:
-            off, node = st["index"]["off_heap"], st["memory"]["nodes"][0]
+            off, nodes = st["index"]["off_heap"], st["memory"]["nodes"]
+            node = {key: None if any(n[key] is None for n in nodes) else sum(n[key] for n in nodes)
+                    for key in ("heap_used", "heap_max", "rss")}  # a cluster: the sum over its nodes
             lines.append(f"| {v['index_type']} | {st['size']:,} | {st['with_image']:,} | {st['build']['docs_per_s']:,.0f} "
                          f"| {st['build']['force_merge_s']:,.0f} | {_mb(st['index']['store_bytes'])} "
                          f"| {_mb(_resident(off, v['index_type']))} | {_mb(off.get('vec'))} "
@@ -419,7 +438,8 @@ def render(results: dict[str, Any], source: Path) -> str:
     names = [n for n in next(iter(results["variants"]))["stages"][0]["latency"] if isinstance(
         next(iter(results["variants"]))["stages"][0]["latency"][n], dict)]
     lines += ["", f"`POST /search` latency, ms, p50 / p99 (every scenario at {results['variants'][0]['stages'][0]['latency']['qps_per_scenario']:g}"
-              " requests/s, interleaved, open loop; hybrid = the default ranking):", "",
+              " requests/s, interleaved, open loop; hybrid = the default ranking;"
+              " plain = rescoring off (`rescore_oversample: 0`), +rescore3 = oversample 3, which is bbq_hnsw's own default):", "",
               "| index | products | " + " | ".join(names) + " | errors |", "|---|---|" + "---|" * (len(names) + 1)]
     for v in results["variants"]:
         for st in v["stages"]:
@@ -427,6 +447,14 @@ def render(results: dict[str, Any], source: Path) -> str:
             lines.append(f"| {v['index_type']} | {st['size']:,} | " + " | ".join(
                 f"{lat[n]['p50_ms']:.1f} / {lat[n]['p99_ms']:.1f}" for n in names)
                 + f" | {sum(lat[n]['errors'] for n in names)} |")
+    lines += ["", "Where the hybrid time goes (the service's own `took_ms`, p50 / p99 per stage; `es` includes the"
+              " page fetch):", "", "| index | products | encode | es | fetch | fuse | total |", "|---|---|---|---|---|---|---|"]
+    for v in results["variants"]:
+        for st in v["stages"]:
+            took = st["latency"]["hybrid"]["took_ms"]
+            lines.append(f"| {v['index_type']} | {st['size']:,} | " + " | ".join(
+                "{:.1f} / {:.1f}".format(*took[k]) if k in took else "-"
+                for k in ("encode", "es", "fetch", "fuse", "total")) + " |")
     workers = [w for v in results["variants"] for st in v["stages"] for w in st["service_memory"]["workers"] if w]
     if workers:
         lines += ["", f"Query-service worker memory after each stage's traffic: RSS {_mb(min(w['rss'] for w in workers))}-"
