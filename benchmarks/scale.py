@@ -231,13 +231,22 @@ def worker_memory(master_pid: int) -> dict[str, Any]:
     return {"master": proc_memory(master_pid), "workers": [proc_memory(pid) for pid in children]}
 
 
+#: ``--boost-study``: the same legs without the parse's lexical boosts (``attribute_boost: 0``; the
+#: attribute leg and the pre-filter stay), to show what those ``should`` clauses cost at scale.
+BOOST_STUDY: dict[str, dict[str, Any]] = {
+    "bm25-noboost": {"legs": {"bm25": 1.0}, "attribute_boost": 0.0},
+    "hybrid-noboost": {"attribute_boost": 0.0},
+    "hybrid-nounderstanding": {"understanding": False},
+}
+
+
 def measure_latency(url: str, texts: list[str], oversample: float, qps: float, requests: int,
-                    workers: int) -> dict[str, Any]:
+                    workers: int, scenarios: dict[str, dict[str, Any]] = SCENARIOS) -> dict[str, Any]:
     """p50/p99 of ``POST /search`` per scenario, rescoring off and at ``oversample``, all interleaved."""
     http = urllib3.PoolManager(maxsize=workers, headers={"Content-Type": "application/json"})
     names, calls = [], []
-    for name, overrides in SCENARIOS.items():
-        for setting in ((0.0, oversample) if name != "bm25" else (0.0,)):
+    for name, overrides in scenarios.items():
+        for setting in ((0.0, oversample) if name in ("knn", "hybrid") and oversample else (0.0,)):
             ranking = {**overrides, "rescore_oversample": setting, "name": f"{name}-{setting:g}"}
             names.append(name if setting == 0 else f"{name}+rescore{setting:g}")
             calls.append(_caller(http, f"{url}/search", texts, ranking))
@@ -322,6 +331,27 @@ def run_variant(es: Any, es_url: str, args: argparse.Namespace, base: BaseCatalo
     return {"index_type": args.index_type, "index": name, "stages": stages}
 
 
+def boost_study(args: argparse.Namespace) -> None:
+    """``--boost-study``: where the BM25 leg's time goes on a large index (see BOOST_STUDY)."""
+    es_url = os.environ.get("ES_URL", "http://127.0.0.1:9200")
+    es = Settings.load(es_hosts=es_url, request_timeout_s=120).es_client()
+    catalog = default_catalog_dir()
+    if catalog is None:
+        raise SystemExit("shared catalog not found; set MMSEARCH_CATALOG_DIR")
+    url, service = serve(es_url, args.boost_study, args.model, args.workers)
+    try:
+        latency = measure_latency(url, query_texts(catalog, 400), 0.0, args.qps, args.requests, args.client_threads,
+                                  {**SCENARIOS, **BOOST_STUDY})
+    finally:
+        service.terminate()
+        service.wait(timeout=60)
+    result = {"alias": args.boost_study, "docs": int(es.count(index=args.boost_study)["count"]),
+              "started_load": os.getloadavg(), "code": code_state(), "latency": latency}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(latency, indent=1))
+
+
 def conditions(es: Any, args: argparse.Namespace, base: BaseCatalog, config: SynthesisConfig) -> dict[str, Any]:
     # _nodes, not GET /: the integ-test distribution has no rest-root module (GET / is a 405 there).
     nodes = es.nodes.info(metric="process")["nodes"]
@@ -356,6 +386,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the scale indices at the end")
     parser.add_argument("--out", type=Path, help="write the results as JSON")
     parser.add_argument("--write-doc", action="store_true", help="fill the Scale section of docs/benchmarks.md")
+    parser.add_argument("--boost-study", metavar="ALIAS",
+                        help="only measure /search on this existing scale alias, the default legs against the "
+                             "same without the parse's lexical boosts (BOOST_STUDY); no loading")
     parser.add_argument("--render", type=Path, nargs="+", metavar="JSON",
                         help="only write the Scale section from earlier --out files (one block per file)")
     args = parser.parse_args()
@@ -365,6 +398,9 @@ def main() -> None:
         return
     if args.out is None:
         parser.error("--out is required (or --render)")
+    if args.boost_study:
+        boost_study(args)
+        return
     es_url = os.environ.get("ES_URL", "http://127.0.0.1:9200")
     es = Settings.load(es_hosts=es_url, request_timeout_s=120).es_client()
     catalog = default_catalog_dir()
@@ -416,10 +452,11 @@ def render(results: dict[str, Any], source: Path) -> str:
              f" noise {c['synthesis']['noise']}; service: `mmsearch serve --workers {c['service_workers']}`)."
              " Raw figures in the JSON.", "",
              "| index | products | with photo | load docs/s | force merge s | store MB | kNN resident MB (graph+quantised) "
-             "| float vectors MB | ES heap used / max MB | ES RSS MB |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| float vectors MB | ES heap used / max MB | ES RSS MB (after queries) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for v in results["variants"]:
         for st in v["stages"]:
-            off, nodes = st["index"]["off_heap"], st["memory"]["nodes"]
+            # After the stage's queries: RSS then counts the index files the searches mapped in.
+            off, nodes = st["index"]["off_heap"], st["memory_after_queries"]["nodes"]
             node = {key: None if any(n[key] is None for n in nodes) else sum(n[key] for n in nodes)
                     for key in ("heap_used", "heap_max", "rss")}  # a cluster: the sum over its nodes
             lines.append(f"| {v['index_type']} | {st['size']:,} | {st['with_image']:,} | {st['build']['docs_per_s']:,.0f} "
