@@ -430,7 +430,7 @@ def _mb(value: Any) -> str:
     return "-" if value is None else f"{value / 2**20:,.0f}"
 
 
-def _resident(off_heap: dict[str, int], index_type: str) -> int:
+def resident_bytes(off_heap: dict[str, int], index_type: str) -> int:
     """Bytes kNN needs in the page cache: the graph plus the quantised vectors (bbq: veb, int8: veq)."""
     return off_heap.get("vex", 0) + off_heap.get("veb" if index_type.startswith("bbq") else "veq", 0)
 
@@ -461,7 +461,7 @@ def render(results: dict[str, Any], source: Path) -> str:
                     for key in ("heap_used", "heap_max", "rss")}  # a cluster: the sum over its nodes
             lines.append(f"| {v['index_type']} | {st['size']:,} | {st['with_image']:,} | {st['build']['docs_per_s']:,.0f} "
                          f"| {st['build']['force_merge_s']:,.0f} | {_mb(st['index']['store_bytes'])} "
-                         f"| {_mb(_resident(off, v['index_type']))} | {_mb(off.get('vec'))} "
+                         f"| {_mb(resident_bytes(off, v['index_type']))} | {_mb(off.get('vec'))} "
                          f"| {_mb(node['heap_used'])} / {_mb(node['heap_max'])} | {_mb(node['rss'])} |")
     lines += ["", "Recall@10 of approximate kNN against brute force over every loaded vector (the engine's kNN body:"
               " k = depth 100, num_candidates 200; text queries encoded by the text tower; the image field is the"
