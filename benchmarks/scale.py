@@ -232,11 +232,14 @@ def worker_memory(master_pid: int) -> dict[str, Any]:
 
 
 #: ``--boost-study``: the same legs without the parse's lexical boosts (``attribute_boost: 0``; the
-#: attribute leg and the pre-filter stay), to show what those ``should`` clauses cost at scale.
+#: attribute leg and the pre-filter stay), to show what those ``should`` clauses cost at scale, and
+#: with the boosts applied by the service over the leg's plain top 1000 (``boost_window``).
 BOOST_STUDY: dict[str, dict[str, Any]] = {
     "bm25-noboost": {"legs": {"bm25": 1.0}, "attribute_boost": 0.0},
     "hybrid-noboost": {"attribute_boost": 0.0},
     "hybrid-nounderstanding": {"understanding": False},
+    "bm25-window1000": {"legs": {"bm25": 1.0}, "boost_window": 1000},
+    "hybrid-window1000": {"boost_window": 1000},
 }
 
 

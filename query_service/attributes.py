@@ -58,6 +58,34 @@ def with_lexical_boosts(body: Mapping[str, Any], boosts: Sequence[Mapping[str, A
     return {**body, "query": query}
 
 
+def boosted_window(ranked: Sequence[tuple[str, float]], sources: Mapping[str, Mapping[str, Any]],
+                   boosts: Sequence[Mapping[str, Any]], depth: int) -> list[tuple[str, float]]:
+    """A BM25 leg fetched ``boost_window`` deep without the boosts, with them added here: each hit's
+    score plus the boost of every ``terms`` clause its document matches (what the ``bool.should``
+    would have added), best first, ties in id order, cut to ``depth``.
+
+    A leg in any other order than by score (an app's own sort) is only cut: boosts never reorder it.
+    """
+    scores = [score for _, score in ranked]
+    if any(later > earlier for earlier, later in zip(scores, scores[1:])):
+        return list(ranked[:depth])
+    checks = []
+    for clause in boosts:
+        terms = dict(clause["terms"])
+        boost = float(terms.pop("boost", 1.0))
+        checks += [(name, frozenset(values), boost) for name, values in terms.items()]
+    rescored = []
+    for doc_id, score in ranked:
+        source = sources.get(doc_id) or {}
+        for name, accepted, boost in checks:
+            value = source.get(name)
+            if (not accepted.isdisjoint(value)) if isinstance(value, list) else value in accepted:
+                score += boost
+        rescored.append((doc_id, score))
+    rescored.sort(key=lambda hit: (-hit[1], hit[0]))
+    return rescored[:depth]
+
+
 def docvalue_fields(understanding: Understanding | None) -> tuple[str, ...]:
     """The keyword fields the attribute leg reads from each candidate (as doc values in lean legs)."""
     return tuple(understanding.attributes) if understanding is not None else ()

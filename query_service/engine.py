@@ -172,13 +172,23 @@ class SearchEngine:
         for leg in weights:
             modality, field_name = LEGS[leg]
             if field_name is None:
+                window = ranking.boost_window if boosts else 0
                 body = queries.bm25_body(request.text or "", ranking, request.filters, request.negative_text,
-                                         timeout_ms=timeout, client_analysis=self.client_analysis())
-                bodies[leg] = attributes.with_lexical_boosts(body, boosts)
+                                         size=window or None, timeout_ms=timeout,
+                                         client_analysis=self.client_analysis())
+                bodies[leg] = body if window else attributes.with_lexical_boosts(body, boosts)
             elif modality in vectors:
                 bodies[leg] = queries.knn_body(field_name, vectors[modality], ranking, knn_filters,
                                                timeout_ms=timeout)
         return bodies
+
+    @staticmethod
+    def boost_in_window(run: LegRun, ranking: RankingConfig) -> None:
+        """``boost_window``: the lexical leg came back that deep without the parse's boosts; add them
+        here and cut it to ``depth`` (``attributes.boosted_window``)."""
+        boosts = attributes.lexical_boosts(run.understanding, ranking.attribute_boost) if ranking.boost_window else []
+        for leg in [leg for leg in run.legs if LEGS[leg][1] is None] if boosts else []:
+            run.legs[leg] = attributes.boosted_window(run.legs[leg], run.sources, boosts, ranking.depth)
 
     @staticmethod
     def knn_filters(filters: queries.Filters, understanding: Understanding | None,
@@ -300,6 +310,7 @@ class SearchEngine:
         if run.prefiltered:
             unfiltered = self._leg_bodies(request, ranking, weights, vectors, understanding, prefilter=False)
             legs.recover_empty_legs([batch], [run], [unfiltered], lambda retry: self.run_batches(retry, lean))
+        self.boost_in_window(run, ranking)
         run.degraded[:0] = degraded
         run.took_ms["encode"] = encode_ms
         raise_for_unanswered(run, self.index)
@@ -480,6 +491,8 @@ class SearchEngine:
         unfiltered = [self._app_bodies(query, ranking, weights, vector, parse, prefilter=False) if run.prefiltered
                       else {} for query, vector, parse, run in zip(app_queries, vector_of, parses, runs)]
         legs.recover_empty_legs(batches, runs, unfiltered, lambda retry: self.run_batches(retry, lean=True))
+        for run in runs:
+            self.boost_in_window(run, ranking)
         fused_lists = []
         for query, run, vector, parse in zip(app_queries, runs, vector_of, parses):
             run.degraded[:0] = degraded
@@ -503,7 +516,9 @@ class SearchEngine:
             field_name = LEGS[leg][1]
             if field_name is None:
                 boosts = attributes.lexical_boosts(understanding, ranking.attribute_boost)
-                bodies[leg] = dsl.boosted(dsl.lexical_leg(query, ranking.depth), boosts)
+                window = ranking.boost_window if boosts else 0
+                lexical = dsl.lexical_leg(query, window or ranking.depth)
+                bodies[leg] = lexical if window else dsl.boosted(lexical, boosts)
             elif vector is not None:
                 bodies[leg] = queries.knn_body(field_name, vector, ranking, knn_filter,
                                                timeout_ms=self.options.leg_timeout_ms)

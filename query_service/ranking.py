@@ -41,6 +41,8 @@ MAX_DEPTH = 1000
 MAX_NUM_CANDIDATES = 10_000  # Elasticsearch's own cap
 #: Elasticsearch's own bound on ``rescore_vector.oversample`` (it refuses more than 10).
 MAX_RESCORE_OVERSAMPLE = 10.0
+#: The BM25 leg's window when the parse's boosts are applied by the service (``boost_window``).
+MAX_BOOST_WINDOW = 5000
 
 
 def _fail(message: str, **context: Any) -> None:
@@ -85,6 +87,12 @@ class RankingConfig:
     attribute_weight: float = 4.0
     #: Scale of the lexical ``should`` boosts for parsed attributes; 0 leaves the BM25 query as it was.
     attribute_boost: float = 3.0
+    #: Where those boosts are applied. 0: inside the BM25 query (``bool.should``). N >= depth: the leg
+    #: asks for its plain top N and the service adds the same boosts to them before cutting to
+    #: ``depth`` (``attributes.boosted_window``): the same scores for those N, without the ``should``
+    #: clauses that keep Lucene from skipping blocks (at 1M products they took the leg's p99 from
+    #: ~23 to ~136 ms; docs/scaling.md).
+    boost_window: int = 0
     #: Confident attributes narrow the vector legs (never the lexical leg; a leg left empty runs again without).
     attribute_filter: bool = True
     #: Adaptive fusion (query_service.adaptive): a fitted policy that picks the fusion weights per query.
@@ -142,6 +150,10 @@ class RankingConfig:
                   rescore_oversample=self.rescore_oversample)
         if not _number(self.negative_weight) or not 0 <= self.negative_weight <= 1:
             _fail("negative_weight must be in [0, 1]", negative_weight=self.negative_weight)
+        if not (_integer(self.boost_window) and (self.boost_window == 0
+                                                  or self.depth <= self.boost_window <= MAX_BOOST_WINDOW)):
+            _fail(f"boost_window must be 0 (boosts in the query) or an integer in [depth, {MAX_BOOST_WINDOW}]",
+                  boost_window=self.boost_window, depth=self.depth)
         for name in ("attribute_weight", "attribute_boost"):
             if not _number(getattr(self, name)) or not 0 <= getattr(self, name) <= 100:
                 _fail(f"{name} must be a number in [0, 100]", value=getattr(self, name))

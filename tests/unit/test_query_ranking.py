@@ -57,6 +57,10 @@ def test_defaults_are_valid_and_run_every_leg() -> None:
     ({"rescore_oversample": 10.5}, "rescore_oversample must be null, 0 (off) or a number in [1, 10"),
     ({"rescore_oversample": "3"}, "rescore_oversample must be null, 0 (off) or a number in [1, 10"),
     ({"rescore_oversample": True}, "rescore_oversample must be null, 0 (off) or a number in [1, 10"),
+    ({"boost_window": 99}, "boost_window must be 0 (boosts in the query) or an integer in [depth, 5000]"),
+    ({"boost_window": 5001}, "boost_window must be 0 (boosts in the query) or an integer in [depth, 5000]"),
+    ({"boost_window": True}, "boost_window must be 0 (boosts in the query) or an integer in [depth, 5000]"),
+    ({"boost_window": 300.0}, "boost_window must be 0 (boosts in the query) or an integer in [depth, 5000]"),
     ({"negative_weight": -0.01}, "negative_weight must be in [0, 1]"),
     ({"negative_weight": 1.01}, "negative_weight must be in [0, 1]"),
 ])
@@ -72,6 +76,8 @@ def test_edges_that_are_allowed() -> None:
                            negative_weight=0, bounds={"bm25": (0, 0)}, field_boosts={"title": 100})
     assert config.legs == {"bm25": 0, "text_text": 100} and config.bounds == {"bm25": (0, 0)}
     RankingConfig(depth=MAX_DEPTH, num_candidates=MAX_NUM_CANDIDATES, rrf_k=10_000, negative_weight=1)
+    for window in (0, 100, 5000):
+        assert RankingConfig(boost_window=window).boost_window == window
     for oversample in (None, 0, 1, 3.5, 10):
         assert RankingConfig(rescore_oversample=oversample).rescore_oversample == oversample
 

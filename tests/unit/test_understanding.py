@@ -259,3 +259,65 @@ def test_the_attribute_leg_scores_exactly_what_matches_says() -> None:
     got = attributes.attribute_leg(parse, candidates, sources)
     assert [d for d, _ in got] == [d for d, _ in reference]
     assert np.allclose([s for _, s in got], [s for _, s in reference])
+
+
+def test_boosts_in_a_window_add_what_the_should_clauses_would_and_cut_to_depth() -> None:
+    parse = _parse(article_type=(("Shirts",), 0.9), base_colour=(("Red", "Maroon"), 0.9))
+    boosts = attributes.lexical_boosts(parse, 1.0)  # 1.8 per matching clause
+    ranked = [("a", 5.0), ("b", 4.0), ("c", 3.5), ("d", 1.0), ("e", 0.5)]
+    sources = {"a": {"article_type": ["Jeans"], "base_colour": ["Blue"]},
+               "b": {"article_type": "Shirts", "base_colour": "Blue"},          # _source form: scalars
+               "c": {"article_type": ["Shirts"], "base_colour": ["Maroon"]},   # doc-values form: lists
+               "d": {"article_type": ["Shirts"], "base_colour": ["Red"]},
+               "e": {}}
+    window = attributes.boosted_window(ranked, sources, boosts, depth=4)
+    assert window == [("c", 7.1), ("b", 5.8), ("a", 5.0), ("d", 4.6)]
+    # The same order as the boosted query itself would give these five documents.
+    assert [doc for doc, _ in attributes.boosted_window(ranked, sources, boosts, depth=5)] == ["c", "b", "a", "d", "e"]
+    tied = attributes.boosted_window([("z", 2.0), ("y", 0.2)], {"y": {"article_type": ["Shirts"]}}, boosts, 2)
+    assert tied == [("y", 2.0), ("z", 2.0)]  # equal scores in id order, like every leg
+
+
+def test_boosts_in_a_window_never_reorder_a_leg_that_is_not_by_score() -> None:
+    parse = _parse(article_type=(("Shirts",), 0.9))
+    by_price = [("a", 1.0), ("b", 3.0), ("c", 2.0)]  # an app's own sort
+    sources = {"c": {"article_type": ["Shirts"]}}
+    assert attributes.boosted_window(by_price, sources, attributes.lexical_boosts(parse, 1.0), 2) == by_price[:2]
+
+
+def _engine_with_parse(parse: Understanding, response: dict) -> tuple:
+    from mmsearch.config import Settings
+    from query_service.engine import SearchEngine
+    from tests.unit.fakes import FakeGateway
+
+    es = FakeGateway([response])
+    engine = SearchEngine(es, None, Settings(products_alias="products"))
+
+    class Parsed:  # stands in for the index-backed parser: the parse is what is under test here
+        def parse(self, *args, **kwargs) -> Understanding:
+            return parse
+
+    engine.understander = Parsed()
+    return engine, es
+
+
+def test_the_engine_applies_the_boosts_in_the_window_instead_of_the_query() -> None:
+    from query_service.ranking import RankingConfig, SearchRequest
+
+    parse = _parse(article_type=(("Shirts",), 0.9))
+    response = {"took": 1, "timed_out": False, "hits": {"hits": [
+        {"_index": "products-v1", "_id": doc, "_score": score, "_source": {"id": doc, "article_type": kind}}
+        for doc, score, kind in (("a", 3.0, "Jeans"), ("b", 2.5, "Jeans"), ("c", 2.0, "Shirts"))]}}
+    windowed = RankingConfig(legs={"bm25": 1.0}, depth=2, num_candidates=2, boost_window=3, attribute_weight=0)
+    engine, es = _engine_with_parse(parse, response)
+    run = engine.run_legs(SearchRequest(text="shirt"), windowed)
+    body = es.msearch_calls[0][1]
+    assert body["size"] == 3 and "should" not in body["query"]["bool"]
+    assert run.legs["bm25"] == [("c", 2.0 + 3 * 2.0 * 0.9), ("a", 3.0)]
+    engine, es = _engine_with_parse(parse, response)
+    in_query = engine.run_legs(SearchRequest(text="shirt"), windowed.with_overrides({"boost_window": 0}))
+    body = es.msearch_calls[0][1]
+    assert body["size"] == 2 and body["query"]["bool"]["should"] == [{"terms": {"article_type": ["Shirts"],
+                                                                               "boost": 5.4}}]
+    # ES applies the boosts (the fake does not): the service leaves the leg as it came back.
+    assert in_query.legs["bm25"] == [("a", 3.0), ("b", 2.5), ("c", 2.0)]
