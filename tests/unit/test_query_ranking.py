@@ -242,3 +242,12 @@ def test_ranking_configs_of_the_wrong_shape_are_refused_at_the_source(bad: dict)
     # Ranking files and overrides alike: an adaptive that is not an object was an AttributeError (500).
     with pytest.raises(RequestValidationError):
         RankingConfig.from_dict(bad)
+
+
+def test_the_large_catalog_ranking_file_loads_with_its_two_settings() -> None:
+    from mmsearch.config import PROJECT_ROOT
+    from query_service.ranking import load_service_ranking
+
+    ranking = load_service_ranking(PROJECT_ROOT / "docs" / "relevance" / "variants" / "large_catalog.yaml").default
+    assert (ranking.name, ranking.boost_window, ranking.rescore_oversample) == ("large-catalog", 1000, 3)
+    assert ranking.legs == RankingConfig().legs and ranking.understanding  # the rest is the default
