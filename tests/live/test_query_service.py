@@ -524,3 +524,26 @@ def test_a_photo_alone_is_read_by_the_image_graphs_classifiers(client: Any, es: 
         return sum(h["_source"].get("article_type") == kind for h in result["hits"])
 
     assert same_type(read) >= same_type(plain) and same_type(read) >= 8, (same_type(read), same_type(plain))
+
+
+def test_boosts_in_a_window_score_exactly_like_boosts_in_the_query(es: Any, search_index: str,
+                                                                    search_settings: Settings, encoder: Any,
+                                                                    client: Any) -> None:
+    """``boost_window`` re-adds the parse's boosts in the service; with a window that holds every match
+    (this index has 600 products) the BM25 leg must equal Elasticsearch's own boosted query: the same
+    ids in the same order with the same scores, and the fused /search answer the same too."""
+    engine = SearchEngine(ElasticsearchGateway(es), encoder, search_settings, detect_capabilities(es))
+    in_query = RankingConfig(legs={"bm25": 1.0}, depth=50, num_candidates=50)
+    windowed = in_query.with_overrides({"boost_window": 5000})
+    compared = 0
+    for text, _ in SHOPPER_QUERIES:
+        expected = engine.run_legs(SearchRequest(text=text), in_query).legs["bm25"]
+        got = engine.run_legs(SearchRequest(text=text), windowed).legs["bm25"]
+        assert [doc for doc, _ in got] == [doc for doc, _ in expected], text
+        assert np.allclose([s for _, s in got], [s for _, s in expected], rtol=1e-5), text
+        compared += len(expected)
+    assert compared > 100  # the queries really matched documents
+    for text, _ in SHOPPER_QUERIES[:3]:
+        default = client.post("/search", json={"text": text, "size": 10}).json
+        window = client.post("/search", json={"text": text, "size": 10, "ranking": {"boost_window": 5000}}).json
+        assert [h["_id"] for h in window["hits"]] == [h["_id"] for h in default["hits"]], text
