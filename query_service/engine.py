@@ -186,9 +186,12 @@ class SearchEngine:
     def boost_in_window(run: LegRun, ranking: RankingConfig) -> None:
         """``boost_window``: the lexical leg came back that deep without the parse's boosts; add them
         here and cut it to ``depth`` (``attributes.boosted_window``)."""
-        boosts = attributes.lexical_boosts(run.understanding, ranking.attribute_boost) if ranking.boost_window else []
-        for leg in [leg for leg in run.legs if LEGS[leg][1] is None] if boosts else []:
-            run.legs[leg] = attributes.boosted_window(run.legs[leg], run.sources, boosts, ranking.depth)
+        if not ranking.boost_window:
+            return
+        boosts = attributes.lexical_boosts(run.understanding, ranking.attribute_boost)
+        for leg, ranked in run.legs.items():
+            if boosts and LEGS[leg][1] is None:  # the lexical leg (no vector field)
+                run.legs[leg] = attributes.boosted_window(ranked, run.sources, boosts, ranking.depth)
 
     @staticmethod
     def knn_filters(filters: queries.Filters, understanding: Understanding | None,
