@@ -40,7 +40,6 @@ import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -50,7 +49,7 @@ import orjson
 import urllib3
 from elasticsearch import helpers
 
-from indexer.documents import build_source, content_hash, source_builder_for
+from indexer.documents import content_hash, source_builder_for
 from indexer.lifecycle import alias_targets, create_index, index_meta, iter_hits, spec_for
 from indexer.synthetic import BaseCatalog, SynthesisConfig, exact_top_k, row_of, synthesize
 from latency import code_state, open_loop, pct, stop_with_parent, write_doc_section
