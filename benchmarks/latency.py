@@ -51,6 +51,7 @@ import os
 import re
 import signal
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -66,6 +67,7 @@ import urllib3
 from werkzeug.serving import make_server
 
 from mmsearch.config import PROJECT_ROOT, Settings, default_catalog_dir
+from mmsearch.esnode import free_port
 from onnx_models.runtime import Encoder
 from query_service import queries
 from query_service.app import create_app
@@ -182,6 +184,32 @@ def stop_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
+def serve_gunicorn(es_url: str, alias: str, model: Path, workers: int,
+                   ready_tries: int = 240) -> tuple[str, subprocess.Popen[bytes]]:
+    """``mmsearch serve --workers N`` on a free port, in its own process, unthrottled (the load comes
+    from one address), once ``/readyz`` answers 200 (polled every 0.5 s, ``ready_tries`` times; else
+    SystemExit). Returns its base URL and process, which is stopped however this script ends."""
+    port = free_port()
+    env = {**os.environ, "ES_URL": es_url, "MMSEARCH_ALIAS": alias, "MMSEARCH_MODEL_DIR": str(model),
+           "MMSEARCH_RATE_LIMIT": "off"}
+    service = subprocess.Popen([sys.executable, "-m", "mmsearch.cli", "serve", "--port", str(port), "--workers",
+                                str(workers)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               preexec_fn=stop_with_parent)
+    for _ in range(ready_tries):
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                break
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    else:
+        service.terminate()
+        raise SystemExit(f"the gunicorn service on {alias} did not become ready")
+    # Stopped however this script ends: a run that died mid-way once left its gunicorn serving.
+    atexit.register(service.terminate)
+    return f"http://127.0.0.1:{port}", service
+
+
 def write_doc_section(doc: Path, body: str, heading: str = "Query latency") -> None:
     """Replace only the body of the '## <heading>' section up to its first subsection
     (other sections and subsections belong to others)."""
@@ -253,31 +281,9 @@ def main() -> None:
     if args.gunicorn:
         # A separate process, as in production: the load generator's threads then do not share the
         # service's GIL, which the in-process server makes them do.
-        import socket
-        import subprocess
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        env = {**os.environ, "ES_URL": es_url, "MMSEARCH_ALIAS": alias, "MMSEARCH_MODEL_DIR": str(args.model),
-               "MMSEARCH_RATE_LIMIT": "off"}
-        service = subprocess.Popen([sys.executable, "-m", "mmsearch.cli", "serve", "--port", str(port), "--workers",
-                                    str(args.gunicorn)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                   preexec_fn=stop_with_parent)
-        for _ in range(240):
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(0.5)
-        else:
-            service.terminate()
-            raise SystemExit("gunicorn service did not become ready")
-        # Stopped however this script ends: a run that died mid-way once left its gunicorn serving.
-        atexit.register(service.terminate)
+        base_url, service = serve_gunicorn(es_url, alias, args.model, args.gunicorn)
         server = SimpleNamespace(shutdown=service.terminate)
-        url = f"http://127.0.0.1:{port}/search"
+        url = f"{base_url}/search"
     else:
         app = create_app(settings, es=es, encoder=encoder, capabilities=detect_capabilities(es),
                          engine_options=options)

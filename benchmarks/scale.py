@@ -31,15 +31,11 @@ at the end (``--keep``) or deleted.
 from __future__ import annotations
 
 import argparse
-import atexit
 import datetime as dt
 import json
 import os
 import platform
 import re
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -52,7 +48,7 @@ from elasticsearch import helpers
 from indexer.documents import content_hash, source_builder_for
 from indexer.lifecycle import alias_targets, create_index, index_meta, iter_hits, spec_for
 from indexer.synthetic import BaseCatalog, SynthesisConfig, exact_top_k, row_of, synthesize
-from latency import code_state, open_loop, pct, stop_with_parent, write_doc_section
+from latency import code_state, open_loop, pct, serve_gunicorn, write_doc_section
 from mappings.loader import IndexSettings, VectorConfig
 from mmsearch.config import PROJECT_ROOT, Settings, default_catalog_dir
 from mmsearch.text_analysis import ANALYZED_FIELD
@@ -75,7 +71,7 @@ VECTOR_FIELDS = ("text_vector", "image_vector")
 def read_base(es: Any, alias: str) -> BaseCatalog:
     """The real catalog behind ``alias``: sources and the float vectors ES kept (``exclude_vectors``
     off: ES 9.2 leaves vectors out of ``_source`` by default and rebuilds them on request)."""
-    index = alias_targets(es, alias)[0] if alias_targets(es, alias) else alias
+    index = (alias_targets(es, alias) or [alias])[0]
     sources, text, image, has_image = [], [], [], []
     for hit in iter_hits(es, index, source={"exclude_vectors": False}):
         source = hit["_source"]
@@ -178,9 +174,7 @@ def measure_recall(es: Any, index: str, store: VectorStore, query_vectors: np.nd
     out: dict[str, Any] = {}
     for field in VECTOR_FIELDS:
         matrix = store.text if field == "text_vector" else store.image
-        rows = None if field == "text_vector" else store.rows_with_image()
-        if rows is None:
-            rows = np.arange(store.size)
+        rows = np.arange(store.size) if field == "text_vector" else store.rows_with_image()
         exact = exact_top_k(matrix, query_vectors, 10, rows=rows)
         for oversample in oversamples:
             ranking = RankingConfig(rescore_oversample=oversample)
@@ -192,33 +186,6 @@ def measure_recall(es: Any, index: str, store: VectorStore, query_vectors: np.nd
                 "recall_at_10": round(float(np.mean(scores)), 4), "queries": len(scores),
                 "min": round(float(np.min(scores)), 2), "mean_ms": round((time.monotonic() - began) * 1000 / len(scores), 2)}
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def serve(es_url: str, alias: str, model: Path, workers: int) -> tuple[str, subprocess.Popen[bytes]]:
-    """``mmsearch serve`` on a free port in its own process group, ready (``/readyz``) or SystemExit."""
-    port = free_port()
-    env = {**os.environ, "ES_URL": es_url, "MMSEARCH_ALIAS": alias, "MMSEARCH_MODEL_DIR": str(model),
-           "MMSEARCH_RATE_LIMIT": "off"}
-    service = subprocess.Popen([sys.executable, "-m", "mmsearch.cli", "serve", "--port", str(port), "--workers",
-                                str(workers)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               preexec_fn=stop_with_parent)
-    atexit.register(service.terminate)
-    http = urllib3.PoolManager()
-    for _ in range(480):
-        try:
-            if http.request("GET", f"http://127.0.0.1:{port}/readyz", timeout=2.0).status == 200:
-                return f"http://127.0.0.1:{port}", service
-        except urllib3.exceptions.HTTPError:
-            pass
-        time.sleep(0.5)
-    service.terminate()
-    raise SystemExit(f"the query service on {alias} did not become ready")
 
 
 def worker_memory(master_pid: int) -> dict[str, Any]:
@@ -317,7 +284,7 @@ def run_variant(es: Any, es_url: str, args: argparse.Namespace, base: BaseCatalo
         print(f"  {json.dumps(stage['build'])}", flush=True)
         stage["recall"] = measure_recall(es, name, store, query_vectors, config, (0.0, args.oversample))
         print(f"  recall {json.dumps(stage['recall'])}", flush=True)
-        url, service = serve(es_url, alias, args.model, args.workers)
+        url, service = serve_gunicorn(es_url, alias, args.model, args.workers, ready_tries=480)
         try:
             stage["latency"] = measure_latency(url, texts, args.oversample, args.qps, args.requests,
                                                args.client_threads)
@@ -340,7 +307,7 @@ def boost_study(args: argparse.Namespace) -> None:
     catalog = default_catalog_dir()
     if catalog is None:
         raise SystemExit("shared catalog not found; set MMSEARCH_CATALOG_DIR")
-    url, service = serve(es_url, args.boost_study, args.model, args.workers)
+    url, service = serve_gunicorn(es_url, args.boost_study, args.model, args.workers, ready_tries=480)
     try:
         latency = measure_latency(url, query_texts(catalog, 400), 0.0, args.qps, args.requests, args.client_threads,
                                   {**SCENARIOS, **BOOST_STUDY})
