@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from query_service.legs import score_ordered
 from query_service.understanding import FILTER_CONFIDENCE, Attribute, Understanding, accepted_values
 
 ATTRIBUTE_LEG = "understood"
@@ -66,8 +67,7 @@ def boosted_window(ranked: Sequence[tuple[str, float]], sources: Mapping[str, Ma
 
     A leg in any other order than by score (an app's own sort) is only cut: boosts never reorder it.
     """
-    scores = [score for _, score in ranked]
-    if any(later > earlier for earlier, later in zip(scores, scores[1:])):
+    if not score_ordered(ranked):
         return list(ranked[:depth])
     checks = []
     for clause in boosts:
@@ -75,6 +75,7 @@ def boosted_window(ranked: Sequence[tuple[str, float]], sources: Mapping[str, Ma
         boost = float(terms.pop("boost", 1.0))
         checks += [(name, frozenset(values), boost) for name, values in terms.items()]
     rescored = []
+    # The membership test is inlined, as in attribute_leg: it runs for every check of every hit.
     for doc_id, score in ranked:
         source = sources.get(doc_id) or {}
         for name, accepted, boost in checks:

@@ -186,11 +186,11 @@ class SearchEngine:
     def boost_in_window(run: LegRun, ranking: RankingConfig) -> None:
         """``boost_window``: the lexical leg came back that deep without the parse's boosts; add them
         here and cut it to ``depth`` (``attributes.boosted_window``)."""
-        if not ranking.boost_window:
+        boosts = attributes.lexical_boosts(run.understanding, ranking.attribute_boost) if ranking.boost_window else []
+        if not boosts:
             return
-        boosts = attributes.lexical_boosts(run.understanding, ranking.attribute_boost)
         for leg, ranked in run.legs.items():
-            if boosts and LEGS[leg][1] is None:  # the lexical leg (no vector field)
+            if LEGS[leg][1] is None:  # the lexical leg (no vector field)
                 run.legs[leg] = attributes.boosted_window(ranked, run.sources, boosts, ranking.depth)
 
     @staticmethod

@@ -175,10 +175,15 @@ def ties_in_id_order(ranked: Ranked) -> Ranked:
     (measured on a 3-shard copy of a 1-shard index, with DFS: identical BM25 scores, and every
     remaining reordering was inside a group of equal scores; tests/live/test_shards.py).
     """
-    scores = [score for _, score in ranked]
-    if any(later > earlier for earlier, later in zip(scores, scores[1:])):
+    if not score_ordered(ranked):
         return ranked  # not ranked by score (e.g. an app's own sort): not ours to reorder
     return sorted(ranked, key=lambda hit: (-hit[1], hit[0]))
+
+
+def score_ordered(ranked: Sequence[tuple[str, float]]) -> bool:
+    """No hit scores above the one before it: the leg is ranked by score, not by an app's own sort."""
+    scores = [score for _, score in ranked]
+    return not any(later > earlier for earlier, later in zip(scores, scores[1:]))
 
 
 def collect(batch: LegBatch, responses: Sequence[dict[str, Any]], parsed: Sequence[ParsedLeg], run: LegRun,
