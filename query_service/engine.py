@@ -20,7 +20,7 @@ and fetch the page. The pure pieces live in ``queries``, ``legs``, ``dsl`` and
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -30,12 +30,12 @@ import numpy as np
 
 from mmsearch.exceptions import EncoderUnavailableError, ImageDecodeError, RequestValidationError
 from mmsearch.gateway import SearchGateway, as_gateway
-from query_service import attributes, dsl, legs, queries
+from query_service import attributes, dsl, guaranteed_k, legs, queries
 from query_service.adaptive import query_features
 from query_service.dsl import AppQuery, AppResult
-from query_service.fusion import MIN_WEIGHT, FusedHit, facet_counts, fuse, paginate
+from query_service.fusion import MIN_WEIGHT, FusedHit, RrfSums, facet_counts, fuse, paginate
 from query_service.legs import LegBatch, LegRun, raise_for_unanswered
-from query_service.ranking import LEGS, MAX_NUM_CANDIDATES, RankingConfig, SearchRequest
+from query_service.ranking import LEGS, RankingConfig, SearchRequest
 from query_service.understander import Understander
 from query_service.understanding import Understanding
 
@@ -73,6 +73,30 @@ class EncodedQuery:
     photo: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
 
 
+class LexicalAhead:
+    """A lexical leg sent while the query is encoded (``SearchEngine.run_legs``): ``send`` runs it
+    (on the request's thread, while the encoder's thread works), ``result`` is its run."""
+
+    def __init__(self, batch: LegBatch, parse: Understanding | None, lean: bool, run: Callable[[], LegRun]) -> None:
+        self.batch, self.parse, self.lean = batch, parse, lean
+        self._run = run
+        self._result: LegRun | None = None
+
+    @property
+    def legs(self) -> Mapping[str, Any]:
+        return self.batch.bodies
+
+    def send(self) -> None:
+        self._result = self._run()
+
+    def result(self) -> LegRun:
+        """The lexical leg's run; sent now if encoding never started (no text to encode)."""
+        if self._result is None:
+            self.send()
+        assert self._result is not None
+        return self._result
+
+
 def _ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000.0, 3)
 
@@ -102,11 +126,17 @@ class SearchEngine:
 
     # -- encoding -----------------------------------------------------------------------
 
-    def _encode(self, what: str, call: Any, degraded: list[str]) -> np.ndarray | None:
+    def _encode(self, what: str, call: Any, degraded: list[str],
+                during: Callable[[], None] | None = None) -> np.ndarray | None:
+        """``call`` on the encoder's thread; ``during`` runs on this one meanwhile (a leg that needs no vector)."""
         if self.encoder is None:
+            if during is not None:
+                during()
             degraded.append(f"{what}: no model loaded")
             return None
         future = self._pool.submit(call)
+        if during is not None:
+            during()
         try:
             return future.result(timeout=self.options.encoder_timeout_s)
         except FutureTimeout:
@@ -121,15 +151,17 @@ class SearchEngine:
                degraded: list[str]) -> dict[str, np.ndarray]:
         return self.encode_query(request, ranking, degraded).vectors
 
-    def encode_query(self, request: SearchRequest, ranking: RankingConfig, degraded: list[str]) -> EncodedQuery:
+    def encode_query(self, request: SearchRequest, ranking: RankingConfig, degraded: list[str],
+                     during_text: Callable[[], None] | None = None) -> EncodedQuery:
         """The request's vectors and, when the ranking understands queries and the package has
-        classifiers, what the photo's classifiers read from it (its type and colour)."""
+        classifiers, what the photo's classifiers read from it (its type and colour).
+        ``during_text``: run while the text is encoded (``SearchEngine.run_legs``: the lexical leg)."""
         wanted = {LEGS[leg][0] for leg in self.active_legs(request, ranking) if LEGS[leg][1]}
         vectors: dict[str, np.ndarray] = {}
         photo: dict[str, list[tuple[str, float]]] = {}
         if "text" in wanted and request.text:
             texts = [request.text] + ([request.negative_text] if request.negative_text else [])
-            encoded = self._encode("text_vector", lambda: self.encoder.encode_texts(texts), degraded)
+            encoded = self._encode("text_vector", lambda: self.encoder.encode_texts(texts), degraded, during_text)
             if encoded is not None:
                 negative = encoded[1] if len(encoded) > 1 else None
                 vectors["text"] = queries.combine_query_vector(encoded[0], negative, ranking.negative_weight)
@@ -294,24 +326,30 @@ class SearchEngine:
             raise RequestValidationError("every leg has weight 0 for this request: raise text_weight, image_weight "
                                          "or a leg weight above 0")
         degraded: list[str] = []
-        encoded = self.encode_query(request, ranking, degraded)
+        ahead = self._lexical_ahead(request, ranking, weights)
+        encoded = self.encode_query(request, ranking, degraded, ahead.send if ahead is not None else None)
         vectors = encoded.vectors
         encode_ms = _ms(start)
-        understanding = self.understand(request.text, vectors.get("text"), ranking, vectors.get("image"),
-                                        encoded.photo)
-        bodies = self._leg_bodies(request, ranking, weights, vectors, understanding)
-        if not bodies:
+        if ahead is None:
+            understanding = self.understand(request.text, vectors.get("text"), ranking, vectors.get("image"),
+                                            encoded.photo)
+        else:  # the words' parse, plus the type the query vector names when the words name none
+            understanding = ahead.parse if ahead.parse is None or "article_type" in ahead.parse.attributes \
+                or "text" not in vectors else self.understand(request.text, vectors["text"], ranking)
+        vector_weights = weights if ahead is None else {leg: w for leg, w in weights.items() if leg not in ahead.legs}
+        bodies = self._leg_bodies(request, ranking, vector_weights, vectors, understanding)
+        if not bodies and ahead is None:
             raise EncoderUnavailableError("no leg can answer this request", degraded=degraded)
         es_start = time.perf_counter()
         facets = tuple(dict.fromkeys(request.facets + attributes.docvalue_fields(understanding)))
-        batch = LegBatch(self.index, bodies, weights, facets)
-        lean = self.lean_for(len(bodies))
-        [run] = self.run_batches([batch], lean)
+        batch = LegBatch(self.index, bodies, vector_weights, facets)
+        lean = ahead.lean if ahead is not None else self.lean_for(len(bodies))
+        run = self._run_with_ahead(batch, ahead, lean)
         run.understanding, run.text = understanding, request.text
         run.prefiltered = [c for clause in attributes.prefilter_clauses(understanding) for c in clause["terms"]] \
             if ranking.attribute_filter else []
         if run.prefiltered:
-            unfiltered = self._leg_bodies(request, ranking, weights, vectors, understanding, prefilter=False)
+            unfiltered = self._leg_bodies(request, ranking, vector_weights, vectors, understanding, prefilter=False)
             legs.recover_empty_legs([batch], [run], [unfiltered], lambda retry: self.run_batches(retry, lean))
         self.boost_in_window(run, ranking)
         run.degraded[:0] = degraded
@@ -323,52 +361,44 @@ class SearchEngine:
         run.took_ms["es"] = _ms(es_start)
         return run
 
-    # -- guaranteed k under filters -------------------------------------------------------
+    def _lexical_ahead(self, request: SearchRequest, ranking: RankingConfig,
+                       weights: dict[str, float]) -> LexicalAhead | None:
+        """A text query's lexical leg, sent while the text is encoded (it needs no vector: its boosts
+        come from the words' parse, without the type the query vector might add). Only when there are
+        vector legs to wait for and no photo (a photo's classifiers add attributes to the boosts)."""
+        lexical = {leg: weight for leg, weight in weights.items() if legs.is_lexical(leg)}
+        if not (lexical and request.text and request.image is None and self.encoder is not None
+                and len(lexical) < len(weights)):
+            return None
+        parse = self.understand(request.text, None, ranking)
+        bodies = self._leg_bodies(request, ranking, lexical, {}, parse)
+        # The attribute leg reads the candidates' type, which the vector may add to the parse.
+        fields = attributes.docvalue_fields(parse) + (("article_type",) if parse is not None else ())
+        batch = LegBatch(self.index, bodies, lexical, tuple(dict.fromkeys(request.facets + fields)))
+        lean = self.lean_for(len(weights))
+        return LexicalAhead(batch, parse, lean, lambda: self.run_batches([batch], lean)[0])
+
+    def _run_with_ahead(self, batch: LegBatch, ahead: LexicalAhead | None, lean: bool) -> LegRun:
+        """The vector legs' batch, merged with the lexical leg sent ahead (if any). Legs the two requests
+        answered from two indices (an alias swap between them) run again together, pinned."""
+        if ahead is None:
+            return self.run_batches([batch], lean)[0]
+        lexical_run = ahead.result()
+        if not batch.bodies:  # the encoder failed: the lexical leg answers alone
+            return lexical_run
+        run = legs.merged(lexical_run, self.run_batches([batch], lean)[0])
+        return legs.rerun_mixed([legs.joined(ahead.batch, batch)], [run],
+                                lambda alias: self.gateway.alias_targets(alias),
+                                lambda pinned: self.run_batches(pinned, lean))[0]
+
+    # -- guaranteed k under filters (query_service.guaranteed_k) ----------------------------
 
     def _guarantee_k(self, index: str, clauses: list[dict[str, Any]], ranking: RankingConfig,
                      vectors: dict[str, np.ndarray], run: LegRun) -> None:
-        """A filtered kNN leg must return min(depth, matching docs) hits: escalate, then go exact."""
-        for leg, ranked in list(run.legs.items()):
-            modality, field_name = LEGS[leg]
-            if field_name is None or len(ranked) >= ranking.depth or modality not in vectors:
-                continue
-            matching = self.gateway.count(index, {"bool": {"filter": clauses + [{"exists": {"field": field_name}}]}})
-            needed = min(ranking.depth, matching)
-            if len(ranked) >= needed:
-                continue
-            record: dict[str, Any] = {"leg": leg, "returned": len(ranked), "needed": needed, "strategy": None}
-            num_candidates = ranking.num_candidates
-            while len(ranked) < needed and num_candidates < MAX_NUM_CANDIDATES:
-                num_candidates = min(MAX_NUM_CANDIDATES, num_candidates * self.options.escalation_factor)
-                body = queries.knn_body(field_name, vectors[modality], ranking, clauses, num_candidates)
-                ranked, sources = queries.parse_leg_response(self._search(index, body))
-                run.sources.update(sources)
-                record["strategy"] = f"num_candidates={num_candidates}"
-            if len(ranked) < needed:
-                exact = self._exact(index, field_name, vectors[modality], clauses, ranking, matching, run)
-                if exact is not None:  # None: too many docs to brute-force; keep what kNN found
-                    ranked = exact
-                    record["strategy"] = "exact"
-            record["returned_after"] = len(ranked)
-            run.legs[leg] = ranked
-            run.guaranteed_k.append(record)
-
-    def _exact(self, index: str, field_name: str, vector: np.ndarray, clauses: list[dict[str, Any]],
-               ranking: RankingConfig, matching: int, run: LegRun) -> list[tuple[str, float]] | None:
-        if self.capabilities is not None and getattr(self.capabilities, "painless", False):
-            body = queries.exact_script_body(field_name, vector, clauses, ranking.depth)
-            ranked, sources = queries.parse_leg_response(self._search(index, body))
-            run.sources.update(sources)
-            return ranked
-        if matching > self.options.exact_limit:
-            run.degraded.append(f"exact:{field_name}: {matching} filtered docs exceed the exact-search limit")
-            return None
-        body = queries.exact_fetch_body(field_name, clauses, matching)
-        hits = self._search(index, body)["hits"]["hits"]
-        ranked = queries.rank_by_cosine(vector, hits, field_name, ranking.depth)
-        for doc_id, _, source in ranked:
-            run.sources.setdefault(doc_id, source)
-        return [(doc_id, score) for doc_id, score, _ in ranked]
+        exact = guaranteed_k.ExactSearch(bool(getattr(self.capabilities, "painless", False)),
+                                         self.options.exact_limit, self.options.escalation_factor)
+        guaranteed_k.guarantee_k(self._search, lambda name, query: self.gateway.count(name, query), index, clauses,
+                                 ranking, vectors, run, exact)
 
     def _fetch_page_sources(self, run: LegRun, ids: list[str]) -> None:
         """Replace the page hits' doc-value stubs with their ``_source`` (one request for the page)."""
@@ -387,10 +417,19 @@ class SearchEngine:
             weights = {leg: preset.get(leg, weight) for leg, weight in run.weights.items() if preset.get(leg, weight) > 0}
             legs_in = {leg: ranked for leg, ranked in run.legs.items() if leg in weights}
             attribute_weight = preset.get(attributes.ATTRIBUTE_LEG, attribute_weight)
+        understanding = run.understanding
+        with_attributes = understanding is not None and bool(understanding.attributes) and attribute_weight > 0
+        if ranking.method == "rrf" and all(leg < attributes.ATTRIBUTE_LEG for leg in legs_in):
+            # RRF adds up: the attribute leg joins the sums instead of a second fusion (fusion.RrfSums).
+            sums = RrfSums(legs_in, weights, ranking.rrf_k)
+            if with_attributes:
+                leg = attributes.attribute_leg(understanding, sums.order(), run.sources)
+                if leg:
+                    sums.add_leg(attributes.ATTRIBUTE_LEG, leg, attribute_weight)
+            return sums.hits()
         fused = fuse(legs_in, ranking.method, weights, ranking.rrf_k, ranking.normalization,
                      ranking.combination, ranking.bounds)
-        understanding = run.understanding
-        if understanding is None or not understanding.attributes or attribute_weight <= 0:
+        if not with_attributes:
             return fused
         leg = attributes.attribute_leg(understanding, [hit.doc_id for hit in fused], run.sources)
         if not leg:

@@ -218,24 +218,57 @@ class _RrfExplainer:
         return parts
 
 
+class RrfSums:
+    """Weighted RRF as running per-document sums, so that a leg built from the fused order itself
+    (the attribute leg, ``SearchEngine.fuse_run``) is added without fusing every leg again.
+
+    ``add_leg`` takes only a leg whose name sorts after every leg already in: ``rrf`` adds legs in
+    name order, so adding it last does the same float additions in the same order, and ties keep
+    the same order of first appearance. ``hits()`` is then exactly ``rrf`` over all the legs.
+    """
+
+    def __init__(self, legs: Mapping[str, Leg], weights: Mapping[str, float] | None = None, k: int = 60) -> None:
+        if k < 0:
+            raise ValueError("rrf k must be >= 0")
+        self._legs, self._weights = _prepare(legs, weights)
+        self._k = k
+        # Insertion order of ``scores`` is the order of first appearance (legs by name, then rank).
+        self._scores: dict[str, float] = {}
+        for name, leg in self._legs.items():
+            self._add(leg, self._weights[name])
+
+    def _add(self, leg: list[tuple[str, float]], weight: float) -> None:
+        # Each term is weight * (1 / (k + rank)), the same arithmetic as the breakdown, so the
+        # contributions add up to the score exactly.
+        scores = self._scores
+        score_of = scores.get
+        for k_plus_rank, (doc_id, _) in enumerate(leg, start=1 + self._k):
+            scores[doc_id] = score_of(doc_id, 0.0) + weight * (1.0 / k_plus_rank)
+
+    def add_leg(self, name: str, leg: Leg, weight: float) -> None:
+        if any(name <= existing for existing in self._legs):
+            raise ValueError(f"a leg added after fusion must sort after the others: {name!r}")
+        clean, weights = _prepare({name: leg}, {name: weight})
+        if name in clean:  # weight 0 adds nothing, as in rrf
+            self._legs[name], self._weights[name] = clean[name], weights[name]
+            self._add(clean[name], weights[name])
+
+    def ranked(self) -> list[tuple[str, float]]:
+        # reverse=True keeps equal scores in their original order (sorted() stays stable).
+        return sorted(self._scores.items(), key=itemgetter(1), reverse=True)
+
+    def order(self) -> list[str]:
+        """The fused documents, best first (what ``hits()`` would list), without building hits."""
+        return [doc_id for doc_id, _ in self.ranked()]
+
+    def hits(self) -> list[FusedHit]:
+        explain = _RrfExplainer(dict(self._legs), dict(self._weights), self._k)
+        return [FusedHit(doc_id, score, None, explain) for doc_id, score in self.ranked()]
+
+
 def rrf(legs: Mapping[str, Leg], weights: Mapping[str, float] | None = None, k: int = 60) -> list[FusedHit]:
     """Weighted reciprocal rank fusion: ``sum_leg weight / (k + rank)``."""
-    if k < 0:
-        raise ValueError("rrf k must be >= 0")
-    clean, leg_weights = _prepare(legs, weights)
-    # Insertion order of ``scores`` is the order of first appearance (legs by name, then rank), and
-    # sorted() is stable, so ties keep that order. Each term is weight * (1 / (k + rank)), the
-    # same arithmetic as the breakdown, so the contributions add up to the score exactly.
-    scores: dict[str, float] = {}
-    score_of = scores.get
-    for name, leg in clean.items():
-        weight = leg_weights[name]
-        for k_plus_rank, (doc_id, _) in enumerate(leg, start=1 + k):
-            scores[doc_id] = score_of(doc_id, 0.0) + weight * (1.0 / k_plus_rank)
-    explain = _RrfExplainer(clean, leg_weights, k)
-    # reverse=True keeps equal scores in their original order (sorted() stays stable).
-    return [FusedHit(doc_id, score, None, explain) for doc_id, score in
-            sorted(scores.items(), key=itemgetter(1), reverse=True)]
+    return RrfSums(legs, weights, k).hits()
 
 
 def linear(legs: Mapping[str, Leg], weights: Mapping[str, float] | None = None, normalization: str = "min_max",

@@ -240,6 +240,26 @@ def rerun_mixed(batches: Sequence[LegBatch], runs: list[LegRun], alias_targets: 
     return runs
 
 
+def joined(first: LegBatch, second: LegBatch) -> LegBatch:
+    """Two batches of one search (the lexical leg sent ahead, the vector legs) as one batch."""
+    return LegBatch(first.index, {**first.bodies, **second.bodies}, {**first.weights, **second.weights},
+                    tuple(dict.fromkeys(first.docvalue_fields + second.docvalue_fields)))
+
+
+def merged(first: LegRun, second: LegRun) -> LegRun:
+    """The runs of two batches of one search as one run: their legs, sources, notes and indices.
+
+    Degradation notes keep the order the legs were sent in (``first``'s, then ``second``'s); a source
+    both runs fetched is the same document, so either copy will do.
+    """
+    return LegRun(legs={**first.legs, **second.legs}, sources={**first.sources, **second.sources},
+                  weights={**first.weights, **second.weights}, degraded=first.degraded + second.degraded,
+                  took_ms={**first.took_ms, **second.took_ms}, leg_took_ms={**first.leg_took_ms, **second.leg_took_ms},
+                  guaranteed_k=first.guaranteed_k + second.guaranteed_k, lean=first.lean and second.lean,
+                  envelopes={**first.envelopes, **second.envelopes}, errors={**first.errors, **second.errors},
+                  indices=first.indices | second.indices)
+
+
 def recover_empty_legs(batches: Sequence[LegBatch], runs: Sequence[LegRun],
                        unfiltered: Sequence[Mapping[str, Mapping[str, Any]]], run_batches: RunBatches) -> None:
     """A vector leg the parse's pre-filter left empty runs again without it (one ``_msearch``).

@@ -1,7 +1,9 @@
 """A fake Elasticsearch gateway for unit tests: implements ``mmsearch.gateway.SearchGateway``, no server.
 
 Leg searches are answered from ``responses`` in order (item i of an ``_msearch`` that is not a
-page fetch gets ``responses[i]``); page fetches (an ``ids`` query) get a hit per id, from the index
+page fetch gets ``responses[i]``). A search whose lexical leg was sent ahead, alone, while the query
+was encoded (``SearchEngine.run_legs``) sends its vector legs in the next ``_msearch``: those carry on
+from ``responses[1]``, so ``responses`` stays in the search's leg order either way. Page fetches (an ``ids`` query) get a hit per id, from the index
 the legs said the document lives in; fused-set aggregations get ``aggregations``.
 """
 
@@ -40,6 +42,7 @@ class FakeGateway:
         #: Facet vocabulary the engine's query parser reads (terms aggregations); empty: nothing parsed.
         self.vocabulary: dict[str, Any] = {}
         self._index_of: dict[str, str] = {}
+        self._legs_sent_ahead = 0  # legs of the last _msearch when it held one lexical leg and nothing else
 
     def _raise(self, error: Exception | None, what: str) -> None:
         if error is not None:
@@ -51,7 +54,10 @@ class FakeGateway:
         if self.before_msearch is not None:
             self.before_msearch(searches)
         self._raise(self.error, "search")
-        out, leg = [], 0
+        bodies = list(searches[1::2])
+        lexical = ["knn" not in (body.get("query") or {}) and "ids" not in (body.get("query") or {}) for body in bodies]
+        out, leg = [], (self._legs_sent_ahead if not any(lexical) else 0)
+        self._legs_sent_ahead = 1 if lexical == [True] else 0
         for header, body in zip(searches[::2], searches[1::2]):
             if "ids" in (body.get("query") or {}):
                 out.append(self.ids_answer(body, header.get("index", "")))

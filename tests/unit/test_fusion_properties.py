@@ -325,3 +325,29 @@ def test_regression_zero_weight_leg_adds_no_documents() -> None:
     legs = {"bm25": [("a", 2.0), ("b", 1.0)], "knn": [("c", 0.9)]}
     assert [h.doc_id for h in rrf(legs, weights={"knn": 0.0})] == ["a", "b"]
     assert [h.doc_id for h in linear(legs, weights={"knn": 0.0})] == ["a", "b"]
+
+
+@PROPERTY
+@given(case=legs_and_weights(), extra=leg_strategy, extra_weight=weight)
+def test_a_leg_added_to_rrf_sums_equals_fusing_every_leg_at_once(case: Any, extra: list[tuple[str, float]],
+                                                                  extra_weight: float) -> None:
+    # SearchEngine.fuse_run adds the attribute leg to the sums of the first fusion instead of fusing again.
+    from query_service.fusion import RrfSums, rrf
+
+    legs, weights = case
+    last = "~" + max(legs)  # sorts after every leg name
+    sums = RrfSums(legs, weights, k=60)
+    assert sums.order() == [hit.doc_id for hit in rrf(legs, weights, k=60)]
+    sums.add_leg(last, extra, extra_weight)
+    together = rrf({**legs, last: extra}, {**weights, last: extra_weight}, k=60)
+    added = sums.hits()
+    assert [(h.doc_id, h.score) for h in added] == [(h.doc_id, h.score) for h in together]  # bit for bit, ties too
+    assert [h.legs for h in added] == [h.legs for h in together]
+
+
+def test_rrf_sums_refuse_a_leg_that_would_not_be_added_last() -> None:
+    from query_service.fusion import RrfSums
+
+    sums = RrfSums({"text_text": [("a", 1.0)]}, None, k=60)
+    with pytest.raises(ValueError, match="sort after"):
+        sums.add_leg("bm25", [("a", 1.0)], 1.0)

@@ -136,3 +136,22 @@ def test_the_engine_sends_a_mixed_run_again_to_the_alias_s_one_index() -> None:
     run = engine.run_legs(SearchRequest(text="shirt"), RankingConfig(legs={"bm25": 1.0}, understanding=False))
     assert [call[0]["index"] for call in es.msearch_calls] == ["products", "products-v2"]
     assert run.answered_from() == "products-v2" and run.legs["bm25"] == [("b", 1.0)]
+
+
+def test_two_batches_of_one_search_join_and_their_runs_merge() -> None:
+    from query_service.legs import joined, merged
+
+    lexical = LegBatch("products", {"bm25": {"q": 1}}, {"bm25": 1.0}, ("gender", "article_type"))
+    vectors = LegBatch("products", {"text_text": {"k": 1}}, {"text_text": 2.0}, ("gender",))
+    both = joined(lexical, vectors)
+    assert (dict(both.bodies), dict(both.weights), both.docvalue_fields) == (
+        {"bm25": {"q": 1}, "text_text": {"k": 1}}, {"bm25": 1.0, "text_text": 2.0}, ("gender", "article_type"))
+    first = LegRun(legs={"bm25": [("a", 2.0)]}, sources={"a": {"gender": "Men"}}, weights={"bm25": 1.0},
+                   degraded=["leg:bm25: timed out"], leg_took_ms={"bm25": 3.0}, lean=True, indices={"products-v1"})
+    second = LegRun(legs={"text_text": [("b", 0.9)]}, sources={"b": {"gender": "Women"}}, weights={"text_text": 2.0},
+                    errors={"text_image": (500, None)}, lean=True, indices={"products-v2"})
+    run = merged(first, second)
+    assert run.legs == {"bm25": [("a", 2.0)], "text_text": [("b", 0.9)]}
+    assert set(run.sources) == {"a", "b"} and run.weights == {"bm25": 1.0, "text_text": 2.0}
+    assert run.degraded == ["leg:bm25: timed out"] and run.errors == {"text_image": (500, None)}
+    assert run.lean and run.indices == {"products-v1", "products-v2"} and run.answered_from() is None

@@ -321,3 +321,62 @@ def test_the_engine_applies_the_boosts_in_the_window_instead_of_the_query() -> N
                                                                                "boost": 5.4}}]
     # ES applies the boosts (the fake does not): the service leaves the leg as it came back.
     assert in_query.legs["bm25"] == [("a", 3.0), ("b", 2.5), ("c", 2.0)]
+
+
+class _TextEncoder:
+    """Encodes any text to one fixed vector, but first waits (up to a second) for a search to be sent:
+    ``saw_a_search`` says whether one was sent while it was encoding."""
+
+    def __init__(self, es: Any) -> None:
+        import threading
+
+        self.sent, self.saw_a_search = threading.Event(), None
+        es.before_msearch = lambda searches: self.sent.set()
+
+    def encode_texts(self, texts: list[str]) -> Any:
+        import numpy as np
+
+        self.saw_a_search = self.sent.wait(timeout=1.0)
+        return np.tile(np.array([[1.0, 0.0]], dtype=np.float32), (len(texts), 1))
+
+
+def test_a_text_query_sends_its_lexical_leg_while_the_text_is_encoded() -> None:
+    from query_service.ranking import RankingConfig, SearchRequest
+
+    words = _parse(base_colour=(("Red",), 0.9))  # the words name a colour and no type
+    typed = _parse(base_colour=(("Red",), 0.9), article_type=(("Shirts",), 0.5))  # the vector adds a type
+    response = {"took": 1, "timed_out": False, "hits": {"hits": [
+        {"_index": "products-v1", "_id": "a", "_score": 1.0, "_source": {"id": "a"}}]}}
+    engine, es = _engine_with_parse(words, response)
+
+    class ByVector:  # the parse with the query vector has the type; without it, only the words' colour
+        def parse(self, text: str, vector: Any = None, *args: Any) -> Understanding:
+            return typed if vector is not None else words
+
+    engine.understander = ByVector()
+    encoder = engine.encoder = _TextEncoder(es)
+    run = engine.run_legs(SearchRequest(text="red"), RankingConfig(legs={"bm25": 1.0, "text_text": 1.0}))
+    lexical_call, vector_call = es.msearch_calls
+    assert [len(lexical_call) // 2, len(vector_call) // 2] == [1, 1]
+    assert "knn" not in lexical_call[1]["query"] and "knn" in vector_call[1]["query"]
+    assert encoder.saw_a_search  # the lexical leg was sent while the encoder worked, not after it
+    # Its boosts come from the words alone; it fetches the type too, which the attribute leg reads.
+    assert lexical_call[1]["query"]["bool"]["should"] == [{"terms": {"base_colour": ["Red"], "boost": 5.4}}]
+    assert "article_type" in lexical_call[1]["docvalue_fields"]
+    assert run.understanding is typed and set(run.legs) == {"bm25", "text_text"}
+
+
+def test_without_vector_legs_or_with_a_photo_the_legs_go_together() -> None:
+    from query_service.ranking import RankingConfig, SearchRequest
+
+    parse = _parse(base_colour=(("Red",), 0.9))
+    response = {"took": 1, "timed_out": False, "hits": {"hits": [
+        {"_index": "products-v1", "_id": "a", "_score": 1.0, "_source": {"id": "a"}}]}}
+    engine, es = _engine_with_parse(parse, response)
+    engine.encoder = _TextEncoder(es)
+    engine.run_legs(SearchRequest(text="red"), RankingConfig(legs={"bm25": 1.0}))
+    assert len(es.msearch_calls) == 1  # a lexical leg alone has nothing to wait for
+    es.msearch_calls.clear()
+    engine.encoder = None  # no model: no vector legs can run, the lexical leg goes alone and answers
+    run = engine.run_legs(SearchRequest(text="red"), RankingConfig(legs={"bm25": 1.0, "text_text": 1.0}))
+    assert len(es.msearch_calls) == 1 and set(run.legs) == {"bm25"}
