@@ -389,7 +389,8 @@ def test_doc_value_ids_give_the_same_results_and_recover_from_an_undeclared_inde
     fast = SearchEngine(Spy(es), encoder, search_settings)
     assert fast.doc_id_field() == "id"
     fast_result = fast.search(request, RankingConfig(understanding=False))
-    assert len(sent) == 1 and all(body["stored_fields"] == "_none_" for body in sent[0])
+    # Two _msearch: the lexical leg, sent while the text is encoded, then the vector legs.
+    assert len(sent) == 2 and all(body["stored_fields"] == "_none_" for call in sent for body in call)
 
     undeclared = Spy(es)
     # As for an index without the id declaration (same lexical analysis, so the same BM25 leg).
@@ -408,11 +409,14 @@ def test_doc_value_ids_give_the_same_results_and_recover_from_an_undeclared_inde
     moved.claims = {"qs-live-v20000101000000": {"_meta": {"doc_id_field": "id", "lexical_analysis": "client"}}}
     stale = SearchEngine(moved, encoder, search_settings)
     stale_result = stale.search(request, RankingConfig(understanding=False))
-    assert len(sent) == 2 and "stored_fields" not in sent[1][0]  # re-ran the ordinary way
+    # Each of the two _msearch trusted the (stale) declaration, found a hit it does not cover, and
+    # re-ran the ordinary way (the spy keeps claiming the stale declaration on every look-up).
+    assert [("stored_fields" in call[0]) for call in sent] == [True, False, True, False]
     assert [h["_id"] for h in stale_result["hits"]] == [h["_id"] for h in plain_result["hits"]]
     lookups = moved.mapping_lookups
     stale.search(request, RankingConfig(understanding=False))
-    assert moved.mapping_lookups == lookups + 1  # the stale declaration was forgotten: looked up again
+    # The stale declaration was forgotten: looked up again, before each of the search's two _msearch.
+    assert moved.mapping_lookups == lookups + 2
 
 
 # Shopper phrasing of intents the live subset holds (type, gender, colour in catalog values).
