@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -32,6 +33,47 @@ LEXICAL_BOOST = 2.0
 def values_for_filter(attribute: Attribute) -> list[str]:
     """A gender filter keeps unisex products, as the grading rule and shoppers do."""
     return [*attribute.values, *sorted(accepted_values(attribute) - set(attribute.values))]
+
+
+class FilterCombinations:
+    """Which combinations of the pre-filter fields' values exist, per vector field: built from one
+    composite aggregation (``Understander``), it says without a search whether a pre-filter can match
+    any document that has the leg's vector. A leg it cannot match is sent unfiltered at once, instead
+    of coming back empty and running again (``legs.recover_empty_legs``): the same hits, one round
+    trip less (it was 45 of the 300 shopper test queries, mostly text->image legs: photos are rarer).
+
+    Every subset of ``FILTER_FIELDS`` keeps its own projection of the combinations, so a check is a
+    few set look-ups whichever fields the parse named.
+    """
+
+    def __init__(self, buckets: Sequence[Mapping[str, Any]], vector_fields: Sequence[str]) -> None:
+        subsets = [tuple(f for i, f in enumerate(FILTER_FIELDS) if mask >> i & 1)
+                   for mask in range(1, 2 ** len(FILTER_FIELDS))]
+        self._present: dict[tuple[str, tuple[str, ...]], set[tuple[Any, ...]]] = {
+            (vector, subset): set() for vector in vector_fields for subset in subsets}
+        for bucket in buckets:
+            key = bucket["key"]
+            for vector in vector_fields:
+                if (bucket.get(vector) or {}).get("doc_count", 0) > 0:
+                    for subset in subsets:
+                        self._present[(vector, subset)].add(tuple(key.get(f) for f in subset))
+
+    @staticmethod
+    def aggregation(vector_fields: Sequence[str], size: int) -> dict[str, Any]:
+        """The composite aggregation whose buckets ``__init__`` reads (a document without a value is
+        counted too, under null: a filter that does not name that field still matches it)."""
+        return {"composite": {"size": size, "sources": [{f: {"terms": {"field": f, "missing_bucket": True}}}
+                                                         for f in FILTER_FIELDS]},
+                "aggs": {vector: {"filter": {"exists": {"field": vector}}} for vector in vector_fields}}
+
+    def can_match(self, clauses: Sequence[Mapping[str, Any]], vector_field: str) -> bool:
+        """Whether some document with ``vector_field`` matches every ``terms`` clause of the pre-filter."""
+        wanted = {name: values for clause in clauses for name, values in clause["terms"].items()}
+        subset = tuple(f for f in FILTER_FIELDS if f in wanted)
+        present = self._present.get((vector_field, subset))
+        if present is None:  # a field or vector this table does not cover: assume it can
+            return True
+        return any(combination in present for combination in itertools.product(*(wanted[f] for f in subset)))
 
 
 def prefilter_clauses(understanding: Understanding | None) -> list[dict[str, Any]]:

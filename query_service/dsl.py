@@ -21,7 +21,13 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from query_service import attributes, queries
+
+if TYPE_CHECKING:  # annotations only: the engine's run and fusion types
+    from query_service.fusion import FusedHit
+    from query_service.legs import LegRun
 
 #: Per-hit presentation options of the app's request: they go to the page fetch, not the legs.
 PRESENTATION_KEYS = ("_source", "highlight", "fields", "docvalue_fields", "stored_fields", "script_fields",
@@ -131,3 +137,38 @@ def order_page_hits(response: Mapping[str, Any], ids: Sequence[str]) -> dict[str
     wanted = set(ids)
     return {str(hit["_id"]): dict(hit) for hit in (response.get("hits") or {}).get("hits", [])
             if str(hit["_id"]) in wanted}
+
+
+def app_result(query: AppQuery, run: LegRun, fused: list[FusedHit], page: list[FusedHit],
+               fetched: list[dict[str, Any] | None]) -> AppResult:
+    """One app search's answer: its fused page (as ``page_body`` presented it), the fused set's
+    aggregations, or the lexical leg's error when Elasticsearch refused the app's own query."""
+    page_response, aggs_response = fetched
+    result = AppResult(fused_total=len(fused), lexical=run.envelopes.get("bm25", {}), legs=sorted(run.legs),
+                       degraded=run.degraded, timed_out=any(e.get("timed_out") for e in run.envelopes.values()),
+                       max_score=fused[0].score if fused else None,
+                       understood=attributes.summary(run.understanding, run.prefiltered,
+                                                     bool(run.understanding and run.understanding.attributes),
+                                                     run.filter_dropped))
+    lexical_error = run.errors.get("bm25")
+    if lexical_error is not None:
+        result.error = lexical_error
+        return result
+    if aggs_response is not None:
+        if queries.leg_error_reason(aggs_response) is not None:  # the app's own aggregations are invalid
+            result.error = (int(aggs_response.get("status") or 400), aggs_response.get("error"))
+            return result
+        result.aggregations = aggs_response.get("aggregations", {})
+    elif query.aggregations is not None:
+        result.aggregations = result.lexical.get("aggregations")
+    by_id: dict[str, dict[str, Any]] = {}
+    if page_response is not None:
+        reason = queries.leg_error_reason(page_response)
+        if reason is not None:
+            result.degraded.append(f"page: {reason}")
+        else:
+            by_id = order_page_hits(page_response, [hit.doc_id for hit in page])
+    for hit in page:  # a doc deleted since the legs ran keeps its place, without a source
+        shown = by_id.get(hit.doc_id) or {"_index": query.index, "_id": hit.doc_id, "_source": {}}
+        result.hits.append({**shown, "_score": hit.score})
+    return result

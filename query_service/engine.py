@@ -73,30 +73,6 @@ class EncodedQuery:
     photo: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
 
 
-class LexicalAhead:
-    """A lexical leg sent while the query is encoded (``SearchEngine.run_legs``): ``send`` runs it
-    (on the request's thread, while the encoder's thread works), ``result`` is its run."""
-
-    def __init__(self, batch: LegBatch, parse: Understanding | None, lean: bool, run: Callable[[], LegRun]) -> None:
-        self.batch, self.parse, self.lean = batch, parse, lean
-        self._run = run
-        self._result: LegRun | None = None
-
-    @property
-    def legs(self) -> Mapping[str, Any]:
-        return self.batch.bodies
-
-    def send(self) -> None:
-        self._result = self._run()
-
-    def result(self) -> LegRun:
-        """The lexical leg's run; sent now if encoding never started (no text to encode)."""
-        if self._result is None:
-            self.send()
-        assert self._result is not None
-        return self._result
-
-
 def _ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000.0, 3)
 
@@ -196,7 +172,9 @@ class SearchEngine:
 
     def _leg_bodies(self, request: SearchRequest, ranking: RankingConfig, weights: dict[str, float],
                     vectors: dict[str, np.ndarray], understanding: Understanding | None = None,
-                    prefilter: bool = True) -> dict[str, dict[str, Any]]:
+                    prefilter: bool = True, unfiltered: frozenset[str] = frozenset()) -> dict[str, dict[str, Any]]:
+        """Each leg's body; vector legs get the parse's pre-filter unless ``prefilter`` is off or they
+        are named in ``unfiltered`` (legs it cannot match, ``unmatchable_prefilters``)."""
         bodies = {}
         timeout = self.options.leg_timeout_ms
         knn_filters = self.knn_filters(request.filters, understanding, ranking) if prefilter else request.filters
@@ -210,9 +188,21 @@ class SearchEngine:
                                          client_analysis=self.client_analysis())
                 bodies[leg] = body if window else attributes.with_lexical_boosts(body, boosts)
             elif modality in vectors:
-                bodies[leg] = queries.knn_body(field_name, vectors[modality], ranking, knn_filters,
+                bodies[leg] = queries.knn_body(field_name, vectors[modality], ranking,
+                                               request.filters if leg in unfiltered else knn_filters,
                                                timeout_ms=timeout)
         return bodies
+
+    def unmatchable_prefilters(self, understanding: Understanding | None, ranking: RankingConfig,
+                               weights: Mapping[str, float]) -> frozenset[str]:
+        """The vector legs whose pre-filter no document with their vector matches
+        (``attributes.FilterCombinations``): they go unfiltered at once, as they would after coming back empty."""
+        clauses = attributes.prefilter_clauses(understanding) if ranking.attribute_filter else []
+        table = self.understander.filter_combinations() if clauses else None
+        if table is None:
+            return frozenset()
+        return frozenset(leg for leg in weights if (field_name := LEGS[leg][1]) is not None
+                         and not table.can_match(clauses, field_name))
 
     @staticmethod
     def boost_in_window(run: LegRun, ranking: RankingConfig) -> None:
@@ -337,7 +327,8 @@ class SearchEngine:
             understanding = ahead.parse if ahead.parse is None or "article_type" in ahead.parse.attributes \
                 or "text" not in vectors else self.understand(request.text, vectors["text"], ranking)
         vector_weights = weights if ahead is None else {leg: w for leg, w in weights.items() if leg not in ahead.legs}
-        bodies = self._leg_bodies(request, ranking, vector_weights, vectors, understanding)
+        hopeless = self.unmatchable_prefilters(understanding, ranking, vector_weights)
+        bodies = self._leg_bodies(request, ranking, vector_weights, vectors, understanding, unfiltered=hopeless)
         if not bodies and ahead is None:
             raise EncoderUnavailableError("no leg can answer this request", degraded=degraded)
         es_start = time.perf_counter()
@@ -348,8 +339,10 @@ class SearchEngine:
         run.understanding, run.text = understanding, request.text
         run.prefiltered = [c for clause in attributes.prefilter_clauses(understanding) for c in clause["terms"]] \
             if ranking.attribute_filter else []
+        run.filter_dropped = sorted(hopeless & set(run.legs))
         if run.prefiltered:
-            unfiltered = self._leg_bodies(request, ranking, vector_weights, vectors, understanding, prefilter=False)
+            unfiltered = {leg: body for leg, body in self._leg_bodies(
+                request, ranking, vector_weights, vectors, understanding, prefilter=False).items() if leg not in hopeless}
             legs.recover_empty_legs([batch], [run], [unfiltered], lambda retry: self.run_batches(retry, lean))
         self.boost_in_window(run, ranking)
         run.degraded[:0] = degraded
@@ -362,7 +355,7 @@ class SearchEngine:
         return run
 
     def _lexical_ahead(self, request: SearchRequest, ranking: RankingConfig,
-                       weights: dict[str, float]) -> LexicalAhead | None:
+                       weights: dict[str, float]) -> legs.LexicalAhead | None:
         """A text query's lexical leg, sent while the text is encoded (it needs no vector: its boosts
         come from the words' parse, without the type the query vector might add). Only when there are
         vector legs to wait for and no photo (a photo's classifiers add attributes to the boosts)."""
@@ -376,9 +369,9 @@ class SearchEngine:
         fields = attributes.docvalue_fields(parse) + (("article_type",) if parse is not None else ())
         batch = LegBatch(self.index, bodies, lexical, tuple(dict.fromkeys(request.facets + fields)))
         lean = self.lean_for(len(weights))
-        return LexicalAhead(batch, parse, lean, lambda: self.run_batches([batch], lean)[0])
+        return legs.LexicalAhead(batch, parse, lean, lambda: self.run_batches([batch], lean)[0])
 
-    def _run_with_ahead(self, batch: LegBatch, ahead: LexicalAhead | None, lean: bool) -> LegRun:
+    def _run_with_ahead(self, batch: LegBatch, ahead: legs.LexicalAhead | None, lean: bool) -> LegRun:
         """The vector legs' batch, merged with the lexical leg sent ahead (if any). Legs the two requests
         answered from two indices (an alias swap between them) run again together, pinned."""
         if ahead is None:
@@ -586,41 +579,8 @@ class SearchEngine:
                 searches += [{"index": index}, aggs_body]
             slots.append((page_slot, aggs_slot))
         responses = self._msearch(searches) if searches else []
-        return [self._app_result(query, run, fused, page, [responses[s] if s is not None else None for s in slot])
+        return [dsl.app_result(query, run, fused, page, [responses[s] if s is not None else None for s in slot])
                 for query, run, fused, page, slot in zip(app_queries, runs, fused_lists, pages, slots)]
-
-    @staticmethod
-    def _app_result(query: AppQuery, run: LegRun, fused: list[FusedHit], page: list[FusedHit],
-                    fetched: list[dict[str, Any] | None]) -> AppResult:
-        page_response, aggs_response = fetched
-        result = AppResult(fused_total=len(fused), lexical=run.envelopes.get("bm25", {}), legs=sorted(run.legs),
-                           degraded=run.degraded, timed_out=any(e.get("timed_out") for e in run.envelopes.values()),
-                           max_score=fused[0].score if fused else None,
-                           understood=attributes.summary(run.understanding, run.prefiltered,
-                                                         bool(run.understanding and run.understanding.attributes),
-                                                         run.filter_dropped))
-        lexical_error = run.errors.get("bm25")
-        if lexical_error is not None:
-            result.error = lexical_error
-            return result
-        if aggs_response is not None:
-            if queries.leg_error_reason(aggs_response) is not None:  # the app's own aggregations are invalid
-                result.error = (int(aggs_response.get("status") or 400), aggs_response.get("error"))
-                return result
-            result.aggregations = aggs_response.get("aggregations", {})
-        elif query.aggregations is not None:
-            result.aggregations = result.lexical.get("aggregations")
-        by_id: dict[str, dict[str, Any]] = {}
-        if page_response is not None:
-            reason = queries.leg_error_reason(page_response)
-            if reason is not None:
-                result.degraded.append(f"page: {reason}")
-            else:
-                by_id = dsl.order_page_hits(page_response, [hit.doc_id for hit in page])
-        for hit in page:  # a doc deleted since the legs ran keeps its place, without a source
-            shown = by_id.get(hit.doc_id) or {"_index": query.index, "_id": hit.doc_id, "_source": {}}
-            result.hits.append({**shown, "_score": hit.score})
-        return result
 
     @staticmethod
     def _hit(hit: FusedHit, run: LegRun, explain: bool) -> dict[str, Any]:

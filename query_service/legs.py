@@ -70,6 +70,30 @@ class LegBatch:
     docvalue_fields: tuple[str, ...] = ()
 
 
+class LexicalAhead:
+    """A lexical leg sent while the query is encoded (``SearchEngine.run_legs``): ``send`` runs it
+    (on the request's thread, while the encoder's thread works), ``result`` is its run."""
+
+    def __init__(self, batch: LegBatch, parse: Any, lean: bool, run: Callable[[], LegRun]) -> None:
+        self.batch, self.parse, self.lean = batch, parse, lean
+        self._run = run
+        self._result: LegRun | None = None
+
+    @property
+    def legs(self) -> Mapping[str, Any]:
+        return self.batch.bodies
+
+    def send(self) -> None:
+        self._result = self._run()
+
+    def result(self) -> LegRun:
+        """The lexical leg's run; sent now if encoding never started (no text to encode)."""
+        if self._result is None:
+            self.send()
+        assert self._result is not None
+        return self._result
+
+
 def lean_bodies(batch: LegBatch, lean: bool, id_field: str | None) -> list[dict[str, Any]]:
     if not lean:
         return [dict(body) for body in batch.bodies.values()]

@@ -297,6 +297,9 @@ def _engine_with_parse(parse: Understanding, response: dict) -> tuple:
         def parse(self, *args, **kwargs) -> Understanding:
             return parse
 
+        def filter_combinations(self) -> None:  # not known: every pre-filter is tried
+            return None
+
     engine.understander = Parsed()
     return engine, es
 
@@ -353,6 +356,9 @@ def test_a_text_query_sends_its_lexical_leg_while_the_text_is_encoded() -> None:
         def parse(self, text: str, vector: Any = None, *args: Any) -> Understanding:
             return typed if vector is not None else words
 
+        def filter_combinations(self) -> None:
+            return None
+
     engine.understander = ByVector()
     encoder = engine.encoder = _TextEncoder(es)
     run = engine.run_legs(SearchRequest(text="red"), RankingConfig(legs={"bm25": 1.0, "text_text": 1.0}))
@@ -380,3 +386,47 @@ def test_without_vector_legs_or_with_a_photo_the_legs_go_together() -> None:
     engine.encoder = None  # no model: no vector legs can run, the lexical leg goes alone and answers
     run = engine.run_legs(SearchRequest(text="red"), RankingConfig(legs={"bm25": 1.0, "text_text": 1.0}))
     assert len(es.msearch_calls) == 1 and set(run.legs) == {"bm25"}
+
+
+def test_filter_combinations_say_which_prefilters_can_match_a_leg_s_vector() -> None:
+    buckets = [  # composite buckets: (type, colour, gender) and how many have each vector
+        {"key": {"article_type": "Shirts", "base_colour": "Red", "gender": "Men"},
+         "text_vector": {"doc_count": 3}, "image_vector": {"doc_count": 1}},
+        {"key": {"article_type": "Shirts", "base_colour": "Blue", "gender": "Women"},
+         "text_vector": {"doc_count": 2}, "image_vector": {"doc_count": 0}},
+        {"key": {"article_type": "Jeans", "base_colour": None, "gender": "Unisex"},
+         "text_vector": {"doc_count": 1}, "image_vector": {"doc_count": 1}}]
+    table = attributes.FilterCombinations(buckets, ("text_vector", "image_vector"))
+    red_shirts = [{"terms": {"article_type": ["Shirts"]}}, {"terms": {"base_colour": ["Red"]}}]
+    assert table.can_match(red_shirts, "text_vector") and table.can_match(red_shirts, "image_vector")
+    blue_shirts = [{"terms": {"article_type": ["Shirts"]}}, {"terms": {"base_colour": ["Blue"]}}]
+    assert table.can_match(blue_shirts, "text_vector") and not table.can_match(blue_shirts, "image_vector")
+    # Any value of a list matches (a gender filter keeps Unisex); a field the filter does not name is free.
+    jeans_for_men = [{"terms": {"article_type": ["Jeans"]}}, {"terms": {"gender": ["Men", "Unisex"]}}]
+    assert table.can_match(jeans_for_men, "image_vector")
+    assert not table.can_match([{"terms": {"article_type": ["Jeans"]}}, {"terms": {"base_colour": ["Red"]}}],
+                               "text_vector")
+    assert table.can_match([], "image_vector")  # nothing to filter on
+    assert table.can_match(red_shirts, "another_vector")  # not covered: assume it can
+    aggregation = attributes.FilterCombinations.aggregation(("text_vector",), 100)
+    assert [next(iter(source)) for source in aggregation["composite"]["sources"]] == list(attributes.FILTER_FIELDS)
+
+
+def test_a_leg_whose_prefilter_cannot_match_goes_unfiltered_at_once() -> None:
+    from query_service.ranking import RankingConfig, SearchRequest
+
+    parse = _parse(article_type=(("Shirts",), 0.95), base_colour=(("Blue",), 0.95))
+    response = {"took": 1, "timed_out": False, "hits": {"hits": [
+        {"_index": "products-v1", "_id": "a", "_score": 1.0, "_source": {"id": "a"}}]}}
+    engine, es = _engine_with_parse(parse, response)
+    blue_shirt_photos = attributes.FilterCombinations([
+        {"key": {"article_type": "Shirts", "base_colour": "Blue", "gender": "Men"},
+         "text_vector": {"doc_count": 4}, "image_vector": {"doc_count": 0}}], ("text_vector", "image_vector"))
+    engine.understander.filter_combinations = lambda: blue_shirt_photos
+    engine.encoder = _TextEncoder(es)
+    run = engine.run_legs(SearchRequest(text="blue shirt"),
+                          RankingConfig(legs={"bm25": 1.0, "text_text": 1.0, "text_image": 1.0}))
+    vector_legs = dict(zip(("text_text", "text_image"), es.msearch_calls[1][1::2]))
+    assert vector_legs["text_text"]["query"]["knn"]["filter"]  # blue shirts with text vectors exist
+    assert "filter" not in vector_legs["text_image"]["query"]["knn"]  # none has a photo: no filter
+    assert len(es.msearch_calls) == 2 and run.filter_dropped == ["text_image"]  # and no second run
