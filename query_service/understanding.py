@@ -81,6 +81,16 @@ class Attribute:
 class Understanding:
     text: str
     attributes: Mapping[str, Attribute] = field(default_factory=dict)
+    #: Misspelt words the parse read as known ones (folded word -> the known word), e.g. "shrits" ->
+    #: "shirt": only corrections that named an attribute, so a word the lexicon does not cover is kept.
+    corrections: Mapping[str, str] = field(default_factory=dict)
+
+    def corrected_text(self) -> str | None:
+        """The words with the parse's corrections, for the legs to search with (BM25 matches
+        "shirt", and the encoder reads a word it knows), or None when nothing was corrected."""
+        if not self.corrections:
+            return None
+        return " ".join(self.corrections.get(word, word) for word in tokens(self.text))
 
     def confident(self, threshold: float = FILTER_CONFIDENCE) -> dict[str, Attribute]:
         return {name: attr for name, attr in self.attributes.items() if attr.confidence >= threshold}
@@ -188,7 +198,7 @@ class QueryParser:
         ``image_vector``: its embedding. For a photo query the words' attributes override the photo's
         ("in black"), and the photo supplies the rest: its classifiers' type and colour, or without
         classifiers the type closest to its vector (zero-shot against the type vectors)."""
-        attributes = self.read_words(text)
+        attributes, corrections = self.read_words_and_corrections(text)
         for name in PHOTO_FIELDS:
             if name in attributes:
                 continue  # the words named it
@@ -201,10 +211,14 @@ class QueryParser:
                 if query_vector is not None else None
             if guess is not None:
                 attributes["article_type"] = guess
-        return Understanding(text, attributes)
+        return Understanding(text, attributes, corrections)
 
     def read_words(self, text: str) -> dict[str, Attribute]:
         """The attributes the words name: lexicon spans, longest first, misspellings corrected."""
+        return self.read_words_and_corrections(text)[0]
+
+    def read_words_and_corrections(self, text: str) -> tuple[dict[str, Attribute], dict[str, str]]:
+        """``read_words``, and the corrections the attributes it found were read with (word -> known word)."""
         words = tokens(text)
         keys = [normalise_token(word) for word in words]
         corrected = [False] * len(keys)
@@ -214,6 +228,7 @@ class QueryParser:
                 if fixed is not None:
                     keys[i], corrected[i] = fixed, True
         found: dict[str, tuple[Attribute, int]] = {}
+        corrections: dict[str, str] = {}
         used = [False] * len(keys)
         for size in range(min(MAX_SPAN, len(keys)), 0, -1):
             for start in range(0, len(keys) - size + 1):
@@ -232,7 +247,9 @@ class QueryParser:
                                       " ".join(words[start:start + size]), reading.source + ("+fuzzy" if fuzzy else ""))
                 found[reading.field] = (_combine(attribute, start, found.get(reading.field)))
                 used[start:start + size] = [True] * size
-        return {name: attribute for name, (attribute, _) in found.items()}
+                if reading.field == "article_type":
+                    corrections.update({words[i]: keys[i] for i in range(start, start + size) if corrected[i]})
+        return {name: attribute for name, (attribute, _) in found.items()}, corrections
 
     def type_by_embedding(self, query_vector: Sequence[float], margin_needed: float = EMBEDDING_MARGIN,
                           source: str = "embedding") -> Attribute | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -164,6 +166,15 @@ def test_a_misspelt_word_is_read_as_the_one_known_word_within_its_edit_budget(pa
     assert parsed.attributes["article_type"].values == ("Shirts",)
     assert parsed.attributes["article_type"].source == "vocabulary+fuzzy"
     assert parsed.attributes["article_type"].confidence == pytest.approx(0.95 * 0.9)
+
+
+def test_the_legs_search_the_type_words_the_parse_corrected(parser: QueryParser) -> None:
+    parsed = parser.parse("Black SHRITS for men")
+    assert parsed.corrections == {"shrits": "shirt"} and parsed.corrected_text() == "black shirt for men"
+    assert parser.parse("black shirts for men").corrected_text() is None  # nothing to correct
+    # Only type words: a corrected colour is kept as typed (its synonyms are rarely catalog words).
+    assert parser.parse("blakc shirts").corrections == {}
+    assert parser.parse("zzyzx shirts").corrected_text() is None  # an unknown word no attribute used stays
 
 
 def test_the_photo_classifiers_supply_type_and_colour_and_the_words_override_them(parser: QueryParser) -> None:
@@ -370,6 +381,42 @@ def test_a_text_query_sends_its_lexical_leg_while_the_text_is_encoded() -> None:
     assert lexical_call[1]["query"]["bool"]["should"] == [{"terms": {"base_colour": ["Red"], "boost": 5.4}}]
     assert "article_type" in lexical_call[1]["docvalue_fields"]
     assert run.understanding is typed and set(run.legs) == {"bm25", "text_text"}
+
+
+def test_the_legs_search_the_corrected_words_and_the_parse_keeps_the_shopper_s() -> None:
+    from query_service.ranking import RankingConfig, SearchRequest
+
+    response = {"took": 1, "timed_out": False, "hits": {"hits": [
+        {"_index": "products-v1", "_id": "a", "_score": 1.0, "_source": {"id": "a"}}]}}
+    engine, es = _engine_with_parse(_parse(), response)
+    engine.understander = _RealParser()
+    encoded: list[list[str]] = []
+
+    class Recording(_TextEncoder):
+        def encode_texts(self, texts: list[str]) -> Any:
+            encoded.append(list(texts))
+            return super().encode_texts(texts)
+
+    engine.encoder = Recording(es)
+    run = engine.run_legs(SearchRequest(text="black shrits"), RankingConfig(legs={"bm25": 1.0, "text_text": 1.0}))
+    assert encoded == [["black shirt"]]
+    lexical = es.msearch_calls[0][1]["query"]["bool"]["must"][0]
+    assert lexical["multi_match"]["query"] == "black shirt"
+    assert run.text == "black shrits" and run.understanding.text == "black shrits"
+    assert run.understanding.attributes["article_type"].source == "vocabulary+fuzzy"  # the discount stays
+
+
+class _RealParser:
+    """The pure parser over this module's vocabulary, as the engine's understander."""
+
+    def __init__(self) -> None:
+        self.parser = QueryParser(VOCABULARY)
+
+    def parse(self, text: str, *args: Any) -> Understanding:
+        return self.parser.parse(text, *args)
+
+    def filter_combinations(self) -> None:
+        return None
 
 
 def test_without_vector_legs_or_with_a_photo_the_legs_go_together() -> None:
