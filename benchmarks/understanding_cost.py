@@ -27,7 +27,7 @@ import numpy as np
 
 from mmsearch.config import Settings
 from onnx_models.runtime import Encoder
-from query_service.engine import SearchEngine
+from query_service.engine import EngineOptions, SearchEngine
 from query_service.ranking import RankingConfig, SearchRequest
 from query_service.wsgi import serving_runtime_options
 
@@ -57,10 +57,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2, help="passes over the queries per run")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--lexical-ahead", choices=("on", "off"), default="on",
+                        help="EngineOptions.lexical_ahead for both arms (off: every leg after encoding, in one _msearch)")
     args = parser.parse_args()
     settings = Settings.load()
     encoder = Encoder.load(settings.model_dir, **serving_runtime_options(os.environ))
-    engine = SearchEngine(settings.es_client(), encoder, settings)
+    engine = SearchEngine(settings.es_client(), encoder, settings,
+                          options=EngineOptions(lexical_ahead=args.lexical_ahead == "on"))
     engine.warm_up()
     texts = [json.loads(line)["query"] for line in args.queries.read_text().splitlines() if line.strip()]
     for text in texts[:20]:  # warm the caches and the JIT of the cluster once, outside the runs
@@ -76,7 +79,8 @@ def main() -> None:
               "median p50 off (ms)": statistics.median(r["understanding off"]["p50_ms"] for r in runs),
               "conditions": {"cpus": os.cpu_count(), "python": platform.python_version(),
                              "path": "SearchEngine.search in-process (no HTTP), one request at a time",
-                             "index": settings.products_alias, "model": encoder.name}}
+                             "index": settings.products_alias, "model": encoder.name,
+                             "lexical_ahead": args.lexical_ahead}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k != "runs"}))

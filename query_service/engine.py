@@ -58,6 +58,9 @@ class EngineOptions:
     id_field_ttl_s: float = 30.0
     #: How long the query parser's facet vocabulary (read from the index) is trusted before it is read again.
     vocabulary_ttl_s: float = 300.0
+    #: A text query's lexical leg is sent while the text is encoded (``run_legs``); off, every leg waits
+    #: for the encoder and goes in one ``_msearch`` (benchmarks/lexical_ahead.py compares the two).
+    lexical_ahead: bool = True
 
     def __post_init__(self) -> None:
         if self.encoder_timeout_s <= 0 or self.leg_timeout_ms <= 0:
@@ -374,8 +377,8 @@ class SearchEngine:
         come from the words' parse, without the type the query vector might add). Only when there are
         vector legs to wait for and no photo (a photo's classifiers add attributes to the boosts)."""
         lexical = {leg: weight for leg, weight in weights.items() if legs.is_lexical(leg)}
-        if not (lexical and request.text and request.image is None and self.encoder is not None
-                and len(lexical) < len(weights)):
+        if not (self.options.lexical_ahead and lexical and request.text and request.image is None
+                and self.encoder is not None and len(lexical) < len(weights)):
             return None
         bodies = self._leg_bodies(request, ranking, lexical, {}, parse)
         # The attribute leg reads the candidates' type, which the vector may add to the parse.

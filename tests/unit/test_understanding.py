@@ -433,6 +433,12 @@ def test_without_vector_legs_or_with_a_photo_the_legs_go_together() -> None:
     engine.encoder = None  # no model: no vector legs can run, the lexical leg goes alone and answers
     run = engine.run_legs(SearchRequest(text="red"), RankingConfig(legs={"bm25": 1.0, "text_text": 1.0}))
     assert len(es.msearch_calls) == 1 and set(run.legs) == {"bm25"}
+    es.msearch_calls.clear()
+    from dataclasses import replace
+
+    engine.encoder, engine.options = _TextEncoder(es), replace(engine.options, lexical_ahead=False)  # turned off
+    run = engine.run_legs(SearchRequest(text="red"), RankingConfig(legs={"bm25": 1.0, "text_text": 1.0}))
+    assert [len(call) // 2 for call in es.msearch_calls] == [2] and set(run.legs) == {"bm25", "text_text"}
 
 
 def test_filter_combinations_say_which_prefilters_can_match_a_leg_s_vector() -> None:
