@@ -13,22 +13,24 @@ runs, the medians. Both arms return the same ranking (checked on every query of 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).parent))
 
-from mmsearch.config import Settings
-from onnx_models.runtime import Encoder
-from query_service.engine import EngineOptions, SearchEngine
-from query_service.ranking import RankingConfig, SearchRequest
-from query_service.wsgi import serving_runtime_options
+from understanding_cost import arm_figures, interleaved_arguments  # noqa: E402
+
+from mmsearch.config import Settings  # noqa: E402
+from onnx_models.runtime import Encoder  # noqa: E402
+from query_service.engine import EngineOptions, SearchEngine  # noqa: E402
+from query_service.ranking import RankingConfig, SearchRequest  # noqa: E402
+from query_service.wsgi import serving_runtime_options  # noqa: E402
 
 
 def one_run(engines: dict[str, SearchEngine], texts: list[str], rounds: int, check: bool) -> dict[str, Any]:
@@ -43,8 +45,7 @@ def one_run(engines: dict[str, SearchEngine], texts: list[str], rounds: int, che
                 times[arm].append((time.perf_counter() - start) * 1000)
                 ids[arm] = [hit["_id"] for hit in result["hits"]]
             differing += check and round_no == 0 and len({tuple(v) for v in ids.values()}) > 1
-    out: dict[str, Any] = {arm: {"p50_ms": float(np.percentile(v, 50)), "p95_ms": float(np.percentile(v, 95)),
-                                 "requests": len(v)} for arm, v in times.items()}
+    out = arm_figures(times)
     out["p50 ratio ahead / together"] = out["ahead"]["p50_ms"] / out["together"]["p50_ms"]
     if check:
         out["queries whose top 10 differ"] = differing
@@ -52,12 +53,7 @@ def one_run(engines: dict[str, SearchEngine], texts: list[str], rounds: int, che
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--queries", type=Path, required=True, help="JSONL with a 'query' per line")
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=2, help="passes over the queries per run")
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
+    args = interleaved_arguments(__doc__.split("\n")[0]).parse_args()
     settings = Settings.load()
     encoder = Encoder.load(settings.model_dir, **serving_runtime_options(os.environ))
     client = settings.es_client()

@@ -45,18 +45,29 @@ def one_run(engine: SearchEngine, texts: list[str], rounds: int) -> dict[str, An
                 start = time.perf_counter()
                 engine.search(SearchRequest(text=text, size=10, explain=False), ARMS[arm])
                 times[arm].append((time.perf_counter() - start) * 1000)
-    out: dict[str, Any] = {arm: {"p50_ms": float(np.percentile(v, 50)), "p95_ms": float(np.percentile(v, 95)),
-                                 "requests": len(v)} for arm, v in times.items()}
+    out = arm_figures(times)
     out["p50 on - off (ms)"] = out["understanding on"]["p50_ms"] - out["understanding off"]["p50_ms"]
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def arm_figures(times: dict[str, list[float]]) -> dict[str, Any]:
+    """Each arm's p50, p95 and request count (benchmarks/lexical_ahead.py uses it too)."""
+    return {arm: {"p50_ms": float(np.percentile(v, 50)), "p95_ms": float(np.percentile(v, 95)), "requests": len(v)}
+            for arm, v in times.items()}
+
+
+def interleaved_arguments(description: str) -> argparse.ArgumentParser:
+    """The options of an interleaved A/B over a query set (benchmarks/lexical_ahead.py uses them too)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--queries", type=Path, required=True, help="JSONL with a 'query' per line")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2, help="passes over the queries per run")
     parser.add_argument("--out", type=Path, required=True)
+    return parser
+
+
+def main() -> None:
+    parser = interleaved_arguments(__doc__.split("\n")[0])
     parser.add_argument("--lexical-ahead", choices=("on", "off"), default="on",
                         help="EngineOptions.lexical_ahead for both arms (off: every leg after encoding, in one _msearch)")
     args = parser.parse_args()
