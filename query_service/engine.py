@@ -31,7 +31,7 @@ import numpy as np
 
 from mmsearch.exceptions import EncoderUnavailableError, ImageDecodeError, RequestValidationError
 from mmsearch.gateway import SearchGateway, as_gateway
-from query_service import attributes, dsl, guaranteed_k, legs, queries
+from query_service import app_search, attributes, guaranteed_k, legs, queries
 from query_service.adaptive import query_features
 from query_service.dsl import AppQuery, AppResult
 from query_service.fusion import MIN_WEIGHT, FusedHit, RrfSums, facet_counts, fuse, paginate
@@ -106,7 +106,7 @@ class SearchEngine:
 
     # -- encoding -----------------------------------------------------------------------
 
-    def _encode(self, what: str, call: Any, degraded: list[str],
+    def encode_guarded(self, what: str, call: Any, degraded: list[str],
                 during: Callable[[], None] | None = None) -> np.ndarray | None:
         """``call`` on the encoder's thread; ``during`` runs on this one meanwhile (a leg that needs no vector)."""
         if self.encoder is None:
@@ -141,7 +141,7 @@ class SearchEngine:
         photo: dict[str, list[tuple[str, float]]] = {}
         if "text" in wanted and request.text:
             texts = [request.text] + ([request.negative_text] if request.negative_text else [])
-            encoded = self._encode("text_vector", lambda: self.encoder.encode_texts(texts), degraded, during_text)
+            encoded = self.encode_guarded("text_vector", lambda: self.encoder.encode_texts(texts), degraded, during_text)
             if encoded is not None:
                 negative = encoded[1] if len(encoded) > 1 else None
                 vectors["text"] = queries.combine_query_vector(encoded[0], negative, ranking.negative_weight)
@@ -149,12 +149,12 @@ class SearchEngine:
             # Decode once, here: a bad image is the client's error (400), not an encoder failure to degrade.
             image = self.encoder.load_image(request.image) if self.encoder is not None else None
             if ranking.understanding and getattr(self.encoder, "photo_labels", None):
-                guessed = self._encode("image_vector", lambda: self.encoder.encode_image_with_attributes(image),
+                guessed = self.encode_guarded("image_vector", lambda: self.encoder.encode_image_with_attributes(image),
                                        degraded)
                 if guessed is not None:
                     vectors["image"], photo = guessed
             else:
-                encoded = self._encode("image_vector", lambda: self.encoder.encode_images([image]), degraded)
+                encoded = self.encode_guarded("image_vector", lambda: self.encoder.encode_images([image]), degraded)
                 if encoded is not None:
                     vectors["image"] = encoded[0]
         return EncodedQuery(vectors, photo)
@@ -282,7 +282,7 @@ class SearchEngine:
             return None
         return self.understander.parse(text or "", vector, image_vector, photo)
 
-    def _msearch(self, searches: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def msearch(self, searches: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return self.gateway.msearch(searches, timeout_s=self._leg_request_timeout_s)
 
     def _search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -292,7 +292,7 @@ class SearchEngine:
                    ) -> tuple[list[list[dict[str, Any]]], list[list[legs.ParsedLeg]] | None]:
         self.doc_id_field()  # refreshes the shard layout (DFS for BM25) with the id field, same TTL
         searches = legs.msearch_searches(batches, lean, id_field, self._lexical_dfs, self._alias_id_field)
-        responses = legs.split_responses(batches, self._msearch(searches))
+        responses = legs.split_responses(batches, self.msearch(searches))
         return responses, legs.parse_batches(batches, responses, self._id_fields, id_field)
 
     def run_batches(self, batches: Sequence[LegBatch], lean: bool) -> list[LegRun]:
@@ -330,7 +330,7 @@ class SearchEngine:
         encoded = self.encode_query(searched, ranking, degraded, ahead.send if ahead is not None else None)
         vectors = encoded.vectors
         encode_ms = _ms(start)
-        understanding = self._full_parse(shopper_text, words, encoded, ranking)
+        understanding = self.full_parse(shopper_text, words, vectors, ranking, encoded.photo)
         request = searched  # the parse read the shopper's words; the legs search the corrected ones
         vector_weights = weights if ahead is None else {leg: w for leg, w in weights.items() if leg not in ahead.legs}
         hopeless = self.unmatchable_prefilters(understanding, ranking, vector_weights)
@@ -356,17 +356,17 @@ class SearchEngine:
         raise_for_unanswered(run, self.index)
         if request.filters:
             clauses = self.knn_filters(request.filters, understanding, ranking)
-            self._guarantee_k(self.index, queries.filter_clauses(clauses), ranking, vectors, run)
+            self.guarantee_k(self.index, queries.filter_clauses(clauses), ranking, vectors, run)
         run.took_ms["es"] = _ms(es_start)
         return run
 
-    def _full_parse(self, text: str | None, words: Understanding | None, encoded: EncodedQuery,
-                    ranking: RankingConfig) -> Understanding | None:
+    def full_parse(self, text: str | None, words: Understanding | None, vectors: Mapping[str, np.ndarray],
+                   ranking: RankingConfig, photo: Mapping[str, Sequence[tuple[str, float]]] | None = None
+                   ) -> Understanding | None:
         """The parse the legs and fusion use: the words' own (``words``), plus what the query vector
         (a type when the words name none) and a photo's classifiers add."""
-        vectors = encoded.vectors
-        if words is None or encoded.photo or "image" in vectors:
-            return self.understand(text, vectors.get("text"), ranking, vectors.get("image"), encoded.photo)
+        if words is None or photo or "image" in vectors:
+            return self.understand(text, vectors.get("text"), ranking, vectors.get("image"), photo)
         if "article_type" in words.attributes or "text" not in vectors:
             return words
         return self.understand(text, vectors["text"], ranking)
@@ -402,7 +402,7 @@ class SearchEngine:
 
     # -- guaranteed k under filters (query_service.guaranteed_k) ----------------------------
 
-    def _guarantee_k(self, index: str, clauses: list[dict[str, Any]], ranking: RankingConfig,
+    def guarantee_k(self, index: str, clauses: list[dict[str, Any]], ranking: RankingConfig,
                      vectors: dict[str, np.ndarray], run: LegRun) -> None:
         exact = guaranteed_k.ExactSearch(bool(getattr(self.capabilities, "painless", False)),
                                          self.options.exact_limit, self.options.escalation_factor)
@@ -514,94 +514,11 @@ class SearchEngine:
                 "fusion": {"method": "native_rrf", "rrf_k": ranking.rrf_k}, "guaranteed_k": [],
                 "degraded": degraded}
 
-    # -- searches an Elasticsearch application wrote (the proxy) ---------------------------
+    # -- searches an Elasticsearch application wrote (the proxy: query_service.app_search) ---
 
     def search_app(self, app_queries: Sequence[AppQuery], ranking: RankingConfig) -> list[AppResult]:
-        """Hybrid results for app DSL searches: every leg of every query in one ``_msearch``, then
-        every page (and fused-set aggregations) in a second. Text legs only: an app sends no photo."""
-        start = time.perf_counter()
-        weights = {leg: w for leg, w in ranking.legs.items() if w > 0 and LEGS[leg][0] == "text"}
-        if not weights:
-            raise RequestValidationError("the ranking has no text leg with a weight above 0")
-        degraded: list[str] = []
-        vectors: Any = None
-        # The words' parses first: the vector legs search their corrected words (the app's own lexical
-        # query is kept as the app wrote it).
-        words = [self.understand(query.text, None, ranking) for query in app_queries]
-        if any(LEGS[leg][1] for leg in weights):
-            texts = [(parse.corrected_text() if parse is not None else None) or query.text
-                     for query, parse in zip(app_queries, words)]
-            vectors = self._encode("text_vector", lambda: self.encoder.encode_texts(texts), degraded)
-        vector_of = [None if vectors is None else vectors[i] for i in range(len(app_queries))]
-        parses = [self._full_parse(query.text, parse, EncodedQuery({} if vector is None else {"text": vector}), ranking)
-                  for query, vector, parse in zip(app_queries, vector_of, words)]
-        batches = [LegBatch(query.index, self._app_bodies(query, ranking, weights, vector, parse), weights,
-                            attributes.docvalue_fields(parse))
-                   for query, vector, parse in zip(app_queries, vector_of, parses)]
-        # Always lean: the page fetch applies the app's presentation to every hit, whichever leg found it.
-        runs = self.run_batches(batches, lean=True)
-        for run, parse, query in zip(runs, parses, app_queries):
-            run.understanding, run.text = parse, query.text
-            run.prefiltered = [name for clause in attributes.prefilter_clauses(parse) for name in clause["terms"]] \
-                if ranking.attribute_filter else []
-        unfiltered = [self._app_bodies(query, ranking, weights, vector, parse, prefilter=False) if run.prefiltered
-                      else {} for query, vector, parse, run in zip(app_queries, vector_of, parses, runs)]
-        legs.recover_empty_legs(batches, runs, unfiltered, lambda retry: self.run_batches(retry, lean=True))
-        for run in runs:
-            self.boost_in_window(run, ranking)
-        fused_lists = []
-        for query, run, vector, parse in zip(app_queries, runs, vector_of, parses):
-            run.degraded[:0] = degraded
-            if query.knn_filter and vector is not None and not run.errors.get("bm25"):
-                clauses = self.knn_filters([dict(c) for c in query.knn_filter], parse, ranking)
-                self._guarantee_k(query.index, queries.filter_clauses(clauses), ranking, {"text": vector}, run)
-            fused_lists.append(self.fuse_run(run, ranking))
-        results = self._app_pages(app_queries, runs, fused_lists)
-        took = _ms(start)
-        for result in results:
-            result.took_ms = took
-        return results
-
-    def _app_bodies(self, query: AppQuery, ranking: RankingConfig, weights: dict[str, float],
-                    vector: np.ndarray | None, understanding: Understanding | None,
-                    prefilter: bool = True) -> dict[str, dict[str, Any]]:
-        bodies: dict[str, dict[str, Any]] = {}
-        knn_filter = self.knn_filters(list(query.knn_filter), understanding, ranking) if prefilter \
-            else list(query.knn_filter)
-        for leg in weights:
-            field_name = LEGS[leg][1]
-            if field_name is None:
-                boosts = attributes.lexical_boosts(understanding, ranking.attribute_boost)
-                window = ranking.boost_window if boosts else 0
-                lexical = dsl.lexical_leg(query, window or ranking.depth)
-                bodies[leg] = lexical if window else dsl.boosted(lexical, boosts)
-            elif vector is not None:
-                bodies[leg] = queries.knn_body(field_name, vector, ranking, knn_filter,
-                                               timeout_ms=self.options.leg_timeout_ms)
-        return bodies
-
-    def _app_pages(self, app_queries: Sequence[AppQuery], runs: Sequence[LegRun],
-                   fused_lists: Sequence[list[FusedHit]]) -> list[AppResult]:
-        """One ``_msearch`` for every query's page (presented as the app asked) and fused aggregations."""
-        searches: list[dict[str, Any]] = []
-        slots: list[tuple[int | None, int | None]] = []  # per query: (page item, aggregations item)
-        pages = []
-        for query, run, fused in zip(app_queries, runs, fused_lists):
-            page = paginate(fused, query.offset, query.size) if not run.errors.get("bm25") else []
-            pages.append(page)
-            page_slot = aggs_slot = None
-            index = run.answered_from() or query.index  # the legs' version, even if the alias moved since
-            if page:
-                page_slot = len(searches) // 2
-                searches += [{"index": index}, dsl.page_body(query, [hit.doc_id for hit in page])]
-            aggs_body = dsl.fused_aggregations_body(query, [hit.doc_id for hit in fused])
-            if aggs_body is not None and not run.errors.get("bm25"):
-                aggs_slot = len(searches) // 2
-                searches += [{"index": index}, aggs_body]
-            slots.append((page_slot, aggs_slot))
-        responses = self._msearch(searches) if searches else []
-        return [dsl.app_result(query, run, fused, page, [responses[s] if s is not None else None for s in slot])
-                for query, run, fused, page, slot in zip(app_queries, runs, fused_lists, pages, slots)]
+        """Hybrid results for app DSL searches (``app_search.search_app``)."""
+        return app_search.search_app(self, app_queries, ranking)
 
     @staticmethod
     def _hit(hit: FusedHit, run: LegRun, explain: bool) -> dict[str, Any]:

@@ -483,3 +483,33 @@ def test_a_leg_whose_prefilter_cannot_match_goes_unfiltered_at_once() -> None:
     assert vector_legs["text_text"]["query"]["knn"]["filter"]  # blue shirts with text vectors exist
     assert "filter" not in vector_legs["text_image"]["query"]["knn"]  # none has a photo: no filter
     assert len(es.msearch_calls) == 2 and run.filter_dropped == ["text_image"]  # and no second run
+
+
+def test_the_proxy_drops_a_prefilter_that_cannot_match_and_searches_corrected_words() -> None:
+    from query_service.dsl import AppQuery
+    from query_service.ranking import RankingConfig
+
+    response = {"took": 1, "timed_out": False, "hits": {"hits": [
+        {"_index": "products-v1", "_id": "a", "_score": 1.0, "_source": {"id": "a"}}]}}
+    engine, es = _engine_with_parse(_parse(), response)
+    engine.understander = _RealParser()
+    no_photos = attributes.FilterCombinations([
+        {"key": {"article_type": "Shirts", "base_colour": "Black", "gender": None},
+         "text_vector": {"doc_count": 2}, "image_vector": {"doc_count": 0}}], ("text_vector", "image_vector"))
+    engine.understander.filter_combinations = lambda: no_photos
+    encoded: list[list[str]] = []
+
+    class Recording(_TextEncoder):
+        def encode_texts(self, texts: list[str]) -> Any:
+            encoded.append(list(texts))
+            return super().encode_texts(texts)
+
+    engine.encoder = Recording(es)
+    query = AppQuery(index="products", text="black shrits", body={"query": {"match": {"title": "black shrits"}}})
+    [result] = engine.search_app([query], RankingConfig(legs={"bm25": 1.0, "text_text": 1.0, "text_image": 1.0}))
+    assert encoded == [["black shirt"]]  # the vector legs search the corrected word
+    legs_sent = dict(zip(("bm25", "text_text", "text_image"), es.msearch_calls[0][1::2]))
+    assert legs_sent["bm25"]["query"]["bool"]["must"][0] == {"match": {"title": "black shrits"}}  # the app's words
+    assert legs_sent["text_text"]["query"]["knn"]["filter"]  # black shirts with a text vector exist
+    assert "filter" not in legs_sent["text_image"]["query"]["knn"]  # none with a photo: no filter, no re-run
+    assert result.understood["filter_dropped"] == ["text_image"]
