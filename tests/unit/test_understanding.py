@@ -354,6 +354,18 @@ class _TextEncoder:
         return np.tile(np.array([[1.0, 0.0]], dtype=np.float32), (len(texts), 1))
 
 
+class _RecordingEncoder(_TextEncoder):
+    """A ``_TextEncoder`` that keeps every batch of texts it was asked to encode."""
+
+    def __init__(self, es: Any) -> None:
+        super().__init__(es)
+        self.encoded: list[list[str]] = []
+
+    def encode_texts(self, texts: list[str]) -> Any:
+        self.encoded.append(list(texts))
+        return super().encode_texts(texts)
+
+
 def test_a_text_query_sends_its_lexical_leg_while_the_text_is_encoded() -> None:
     from query_service.ranking import RankingConfig, SearchRequest
 
@@ -390,16 +402,9 @@ def test_the_legs_search_the_corrected_words_and_the_parse_keeps_the_shopper_s()
         {"_index": "products-v1", "_id": "a", "_score": 1.0, "_source": {"id": "a"}}]}}
     engine, es = _engine_with_parse(_parse(), response)
     engine.understander = _RealParser()
-    encoded: list[list[str]] = []
-
-    class Recording(_TextEncoder):
-        def encode_texts(self, texts: list[str]) -> Any:
-            encoded.append(list(texts))
-            return super().encode_texts(texts)
-
-    engine.encoder = Recording(es)
+    engine.encoder = encoder = _RecordingEncoder(es)
     run = engine.run_legs(SearchRequest(text="black shrits"), RankingConfig(legs={"bm25": 1.0, "text_text": 1.0}))
-    assert encoded == [["black shirt"]]
+    assert encoder.encoded == [["black shirt"]]
     lexical = es.msearch_calls[0][1]["query"]["bool"]["must"][0]
     assert lexical["multi_match"]["query"] == "black shirt"
     assert run.text == "black shrits" and run.understanding.text == "black shrits"
@@ -497,17 +502,10 @@ def test_the_proxy_drops_a_prefilter_that_cannot_match_and_searches_corrected_wo
         {"key": {"article_type": "Shirts", "base_colour": "Black", "gender": None},
          "text_vector": {"doc_count": 2}, "image_vector": {"doc_count": 0}}], ("text_vector", "image_vector"))
     engine.understander.filter_combinations = lambda: no_photos
-    encoded: list[list[str]] = []
-
-    class Recording(_TextEncoder):
-        def encode_texts(self, texts: list[str]) -> Any:
-            encoded.append(list(texts))
-            return super().encode_texts(texts)
-
-    engine.encoder = Recording(es)
+    engine.encoder = encoder = _RecordingEncoder(es)
     query = AppQuery(index="products", text="black shrits", body={"query": {"match": {"title": "black shrits"}}})
     [result] = engine.search_app([query], RankingConfig(legs={"bm25": 1.0, "text_text": 1.0, "text_image": 1.0}))
-    assert encoded == [["black shirt"]]  # the vector legs search the corrected word
+    assert encoder.encoded == [["black shirt"]]  # the vector legs search the corrected word
     legs_sent = dict(zip(("bm25", "text_text", "text_image"), es.msearch_calls[0][1::2]))
     assert legs_sent["bm25"]["query"]["bool"]["must"][0] == {"match": {"title": "black shrits"}}  # the app's words
     assert legs_sent["text_text"]["query"]["knn"]["filter"]  # black shirts with a text vector exist
