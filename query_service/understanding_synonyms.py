@@ -216,6 +216,29 @@ _add("base_colour", 0.85, {
     "oatmeal": ("Beige", "Cream"),
 })
 
+# A third pass (2026-12-08), written from general usage and checked only against a list of common
+# gender and colour words (not against either evaluation split): the words of that list the parser
+# did not know. Words that also name other things ("stone" studded, "honey" scented) stay below the
+# pre-filter threshold (0.8): they boost, never filter.
+_add("gender", 0.9, {
+    "lads": ("Men",), "fellas": ("Men",), "blokes": ("Men",), "dudes": ("Men",), "bro": ("Men",),
+    "hubby": ("Men",), "grandpa": ("Men",), "grandfather": ("Men",), "uncle": ("Men",), "brother": ("Men",),
+    "menswear": ("Men",), "masculine": ("Men",),
+    "gals": ("Women",), "sis": ("Women",), "sister": ("Women",), "grandma": ("Women",), "grandmother": ("Women",),
+    "aunt": ("Women",), "auntie": ("Women",), "womenswear": ("Women",), "feminine": ("Women",),
+    "nephew": ("Boys",), "boyswear": ("Boys",), "niece": ("Girls",), "girlswear": ("Girls",),
+})
+_add("base_colour", 0.85, {
+    "sapphire": ("Blue",), "ebony": ("Black",), "aubergine": ("Purple",), "ochre": ("Mustard",),
+    "terracotta": ("Rust", "Orange"), "brick": ("Red", "Rust"), "petrol blue": ("Teal",),
+    "neon green": ("Fluorescent Green",), "fluorescent": ("Fluorescent Green",),
+})
+_add("base_colour", 0.8, {
+    "amber": ("Orange", "Mustard"), "espresso": ("Coffee Brown", "Brown"), "cognac": ("Tan", "Brown"),
+    "honey": ("Mustard", "Yellow"), "raspberry": ("Pink", "Magenta"), "grape": ("Purple",),
+    "berry": ("Magenta", "Burgundy"), "stone": ("Beige", "Grey"),
+})
+
 #: Words that carry no attribute and must not be read as one (a brand named "Basics", "Fabindia"...).
 STOPWORDS = frozenset({
     "a", "an", "the", "for", "with", "and", "or", "in", "of", "to", "on", "my", "me", "i", "want", "need",

@@ -511,3 +511,16 @@ def test_the_proxy_drops_a_prefilter_that_cannot_match_and_searches_corrected_wo
     assert legs_sent["text_text"]["query"]["knn"]["filter"]  # black shirts with a text vector exist
     assert "filter" not in legs_sent["text_image"]["query"]["knn"]  # none with a photo: no filter, no re-run
     assert result.understood["filter_dropped"] == ["text_image"]
+
+
+def test_words_that_also_name_other_things_boost_but_never_filter() -> None:
+    from query_service.understanding import FILTER_CONFIDENCE
+
+    vocabulary = {**VOCABULARY, "base_colour": [*VOCABULARY["base_colour"], "Blue", "Beige"]}
+    parser = QueryParser(vocabulary)
+    lads = parser.parse("sapphire shirts for the lads")
+    assert lads.attributes["gender"].values == ("Men",) and lads.attributes["base_colour"].values == ("Blue",)
+    assert lads.attributes["base_colour"].confidence >= FILTER_CONFIDENCE  # a colour word and nothing else
+    stone = parser.parse("stone shirts").attributes["base_colour"]  # also "stone studded"
+    assert stone.values == ("Beige", "Grey") and stone.confidence < FILTER_CONFIDENCE
+    assert "base_colour" not in parser.parse("stone shirts").confident()
