@@ -1,14 +1,16 @@
-"""Hybrid search: encode the query, run every leg in one ``_msearch``, fuse, page, explain.
+"""Hybrid search: parse and encode the query, run the legs, fuse, page, explain.
 
 ``SearchEngine`` is the one search path. ``search`` serves ``/search``, A/B
 variants and interleaving; ``search_app`` serves the Elasticsearch-compatible
-proxy (``_search`` and every hybrid item of an ``_msearch``); ``run_legs`` +
-``fuse_run`` serve offline evaluation and tuning. All of them build leg bodies,
-send them as one ``_msearch`` through the gateway (``mmsearch.gateway``), parse
-and degrade them with ``query_service.legs``, fuse with ``query_service.fusion``
-and fetch the page. The pure pieces live in ``queries``, ``legs``, ``dsl`` and
-``fusion``; this module holds the I/O around them and applies the degradation rules
-(the leg ones, and the leg re-runs, are in ``legs``):
+proxy (``_search`` and every hybrid item of an ``_msearch``; ``app_search``);
+``run_legs`` + ``fuse_run`` serve offline evaluation and tuning. All of them build
+leg bodies, send them through the gateway (``mmsearch.gateway``) as one ``_msearch``
+(a text query without a photo sends its lexical leg while the text is encoded, and its
+vector legs after: ``EngineOptions.lexical_ahead``), parse and degrade them with
+``query_service.legs``, fuse with ``query_service.fusion`` and fetch the page. The pure
+pieces live in ``queries``, ``legs``, ``attributes``, ``dsl`` and ``fusion``; this module
+holds the I/O around them and applies the degradation rules (the leg ones, and the leg
+re-runs, are in ``legs``):
 
 - an encoder failure or timeout drops that modality's vector legs and says so
   in ``degraded`` (BM25 still answers a text query);

@@ -8,7 +8,9 @@ before and after lives here so it can be tested without a cluster:
 - ``split_responses`` / ``parse_batches``: the items back to their batch and leg;
 - ``collect``: the degradation rules, leg by leg, into a ``LegRun``; ``raise_for_unanswered``: when none answered;
 - ``rerun_mixed`` / ``recover_empty_legs``: which legs run a second time, and how the answers are
-  merged. They take the engine's sender as a function (``RunBatches``), so they do no I/O either.
+  merged. They take the engine's sender as a function (``RunBatches``), so they do no I/O either;
+- ``LexicalAhead``: a lexical leg sent while the text is encoded (through a function it is given),
+  and ``joined`` / ``merged``: its batch and run with the vector legs'.
 """
 
 from __future__ import annotations
