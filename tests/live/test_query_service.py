@@ -551,3 +551,39 @@ def test_boosts_in_a_window_score_exactly_like_boosts_in_the_query(es: Any, sear
         default = client.post("/search", json={"text": text, "size": 10}).json
         window = client.post("/search", json={"text": text, "size": 10, "ranking": {"boost_window": 5000}}).json
         assert [h["_id"] for h in window["hits"]] == [h["_id"] for h in default["hits"]], text
+
+
+def test_a_prefilter_no_photo_matches_is_dropped_before_the_search(es: Any, search_index: str,
+                                                                    search_settings: Settings, encoder: Any) -> None:
+    """The parser reads which (type, gender, colour) combinations have each vector from the real index
+    (one composite aggregation). A type and colour with products but no photo get their text->image
+    leg unfiltered at once: the same hits as the old path (filtered, empty, sent again), one
+    ``_msearch`` less."""
+    body = {"size": 0, "aggs": {"c": {
+        "composite": {"size": 1000, "sources": [{"t": {"terms": {"field": "article_type"}}},
+                                                {"c": {"terms": {"field": "base_colour"}}}]},
+        "aggs": {"photos": {"filter": {"exists": {"field": "image_vector"}}}}}}}
+    buckets = es.search(index=search_index, **body)["aggregations"]["c"]["buckets"]
+    kind, colour = next((b["key"]["t"], b["key"]["c"]) for b in buckets
+                        if b["photos"]["doc_count"] == 0 and b["doc_count"] >= 3 and b["key"]["c"] not in ("NA", "Multi"))
+    calls: list[int] = []
+
+    class Counting(ElasticsearchGateway):
+        def msearch(self, searches: Any, *, timeout_s: float | None = None) -> list:
+            calls.append(len(searches) // 2)
+            return super().msearch(searches, timeout_s=timeout_s)
+
+    request, ranking = SearchRequest(text=f"{colour} {kind}"), RankingConfig()
+    engine = SearchEngine(Counting(es), encoder, search_settings)
+    table = engine.understander.filter_combinations()
+    assert table is not None
+    run = engine.run_legs(request, ranking)
+    assert {"article_type", "base_colour"} <= set(run.prefiltered), run.understanding
+    assert run.filter_dropped == ["text_image"] and run.legs["text_image"]  # unfiltered: photos of other products
+    assert run.legs["text_text"] and calls == [1, 2]  # the lexical leg, then both vector legs; no re-run
+    calls.clear()
+    unknown = SearchEngine(Counting(es), encoder, search_settings)
+    unknown.understander.filter_combinations = lambda: None  # as before: no table
+    again = unknown.run_legs(request, ranking)
+    assert calls == [1, 2, 1]  # the emptied leg was sent a second time, unfiltered
+    assert again.filter_dropped == ["text_image"] and again.legs == run.legs
