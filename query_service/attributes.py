@@ -43,7 +43,10 @@ class FilterCombinations:
     trip less (it was 45 of the 300 shopper test queries, mostly text->image legs: photos are rarer).
 
     Every subset of ``FILTER_FIELDS`` keeps its own projection of the combinations, so a check is a
-    few set look-ups whichever fields the parse named.
+    few set look-ups whichever fields the parse named. It is read again with the vocabulary (its
+    TTL): after a swap, a stale table can at worst send a leg unfiltered that a filter would now
+    match (a weaker ranking for that window), or send a filter that now matches nothing, which
+    comes back empty and runs again as before; never an empty leg.
     """
 
     def __init__(self, buckets: Sequence[Mapping[str, Any]], vector_fields: Sequence[str]) -> None:
