@@ -58,13 +58,10 @@ def search_app(engine: SearchEngine, app_queries: Sequence[AppQuery], ranking: R
     runs = engine.run_batches(batches, lean=True)
     for run, parse, query, skip in zip(runs, parses, app_queries, hopeless):
         run.understanding, run.text = parse, query.text
-        run.prefiltered = [name for clause in attributes.prefilter_clauses(parse) for name in clause["terms"]] \
-            if ranking.attribute_filter else []
+        run.prefiltered = attributes.prefiltered_fields(parse, ranking.attribute_filter)
         run.filter_dropped = sorted(skip & set(run.legs))
-    unfiltered = [{leg: body for leg, body in app_bodies(engine, query, ranking, weights, vector, parse,
-                                                               prefilter=False).items() if leg not in skip}
-                  if run.prefiltered else {}
-                  for query, vector, parse, run, skip in zip(app_queries, vector_of, parses, runs, hopeless)]
+    unfiltered = [app_bodies(engine, query, ranking, weights, vector, parse, prefilter=False) if run.prefiltered
+                  else {} for query, vector, parse, run in zip(app_queries, vector_of, parses, runs)]
     legs.recover_empty_legs(batches, runs, unfiltered, lambda retry: engine.run_batches(retry, lean=True))
     for run in runs:
         engine.boost_in_window(run, ranking)

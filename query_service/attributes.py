@@ -86,6 +86,11 @@ def prefilter_clauses(understanding: Understanding | None) -> list[dict[str, Any
     return [{"terms": {name: values_for_filter(confident[name])}} for name in FILTER_FIELDS if name in confident]
 
 
+def prefiltered_fields(understanding: Understanding | None, enabled: bool) -> list[str]:
+    """The fields ``prefilter_clauses`` narrows the vector legs by (``understood.filtered``); none when off."""
+    return [name for clause in prefilter_clauses(understanding) for name in clause["terms"]] if enabled else []
+
+
 def lexical_boosts(understanding: Understanding | None, scale: float) -> list[dict[str, Any]]:
     if understanding is None or scale <= 0:
         return []

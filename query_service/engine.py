@@ -109,7 +109,7 @@ class SearchEngine:
     # -- encoding -----------------------------------------------------------------------
 
     def encode_guarded(self, what: str, call: Any, degraded: list[str],
-                during: Callable[[], None] | None = None) -> np.ndarray | None:
+                       during: Callable[[], None] | None = None) -> np.ndarray | None:
         """``call`` on the encoder's thread; ``during`` runs on this one meanwhile (a leg that needs no vector)."""
         if self.encoder is None:
             if during is not None:
@@ -151,8 +151,8 @@ class SearchEngine:
             # Decode once, here: a bad image is the client's error (400), not an encoder failure to degrade.
             image = self.encoder.load_image(request.image) if self.encoder is not None else None
             if ranking.understanding and getattr(self.encoder, "photo_labels", None):
-                guessed = self.encode_guarded("image_vector", lambda: self.encoder.encode_image_with_attributes(image),
-                                       degraded)
+                guessed = self.encode_guarded("image_vector",
+                                              lambda: self.encoder.encode_image_with_attributes(image), degraded)
                 if guessed is not None:
                     vectors["image"], photo = guessed
             else:
@@ -345,12 +345,10 @@ class SearchEngine:
         lean = ahead.lean if ahead is not None else self.lean_for(len(bodies))
         run = self._run_with_ahead(batch, ahead, lean)
         run.understanding, run.text = understanding, shopper_text
-        run.prefiltered = [c for clause in attributes.prefilter_clauses(understanding) for c in clause["terms"]] \
-            if ranking.attribute_filter else []
+        run.prefiltered = attributes.prefiltered_fields(understanding, ranking.attribute_filter)
         run.filter_dropped = sorted(hopeless & set(run.legs))
         if run.prefiltered:
-            unfiltered = {leg: body for leg, body in self._leg_bodies(
-                request, ranking, vector_weights, vectors, understanding, prefilter=False).items() if leg not in hopeless}
+            unfiltered = self._leg_bodies(request, ranking, vector_weights, vectors, understanding, prefilter=False)
             legs.recover_empty_legs([batch], [run], [unfiltered], lambda retry: self.run_batches(retry, lean))
         self.boost_in_window(run, ranking)
         run.degraded[:0] = degraded
@@ -387,7 +385,7 @@ class SearchEngine:
         fields = attributes.docvalue_fields(parse) + (("article_type",) if parse is not None else ())
         batch = LegBatch(self.index, bodies, lexical, tuple(dict.fromkeys(request.facets + fields)))
         lean = self.lean_for(len(weights))
-        return legs.LexicalAhead(batch, parse, lean, lambda: self.run_batches([batch], lean)[0])
+        return legs.LexicalAhead(batch, lean, lambda: self.run_batches([batch], lean)[0])
 
     def _run_with_ahead(self, batch: LegBatch, ahead: legs.LexicalAhead | None, lean: bool) -> LegRun:
         """The vector legs' batch, merged with the lexical leg sent ahead (if any). Legs the two requests
@@ -405,7 +403,7 @@ class SearchEngine:
     # -- guaranteed k under filters (query_service.guaranteed_k) ----------------------------
 
     def guarantee_k(self, index: str, clauses: list[dict[str, Any]], ranking: RankingConfig,
-                     vectors: dict[str, np.ndarray], run: LegRun) -> None:
+                    vectors: dict[str, np.ndarray], run: LegRun) -> None:
         exact = guaranteed_k.ExactSearch(bool(getattr(self.capabilities, "painless", False)),
                                          self.options.exact_limit, self.options.escalation_factor)
         guaranteed_k.guarantee_k(self._search, lambda name, query: self.gateway.count(name, query), index, clauses,

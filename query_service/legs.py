@@ -76,8 +76,8 @@ class LexicalAhead:
     """A lexical leg sent while the query is encoded (``SearchEngine.run_legs``): ``send`` runs it
     (on the request's thread, while the encoder's thread works), ``result`` is its run."""
 
-    def __init__(self, batch: LegBatch, parse: Any, lean: bool, run: Callable[[], LegRun]) -> None:
-        self.batch, self.parse, self.lean = batch, parse, lean
+    def __init__(self, batch: LegBatch, lean: bool, run: Callable[[], LegRun]) -> None:
+        self.batch, self.lean = batch, lean
         self._run = run
         self._result: LegRun | None = None
 
@@ -292,13 +292,15 @@ def recover_empty_legs(batches: Sequence[LegBatch], runs: Sequence[LegRun],
 
     ``unfiltered``: each batch's leg bodies built without the pre-filter (empty where the run was not
     pre-filtered). The answers replace the empty legs in place and the legs are named in ``filter_dropped``.
+    A leg already named there was sent without the pre-filter (``attributes.FilterCombinations``): an
+    empty answer is its real answer, and it is not sent again.
     """
     retry: list[tuple[LegBatch, LegRun]] = []
     for batch, run, bodies in zip(batches, runs, unfiltered):
         if not run.prefiltered:
             continue
         empty = {leg: bodies[leg] for leg in batch.bodies if LEGS[leg][1] and leg in bodies
-                 and leg in run.legs and not run.legs[leg]}
+                 and leg in run.legs and not run.legs[leg] and leg not in run.filter_dropped}
         if empty:
             retry.append((LegBatch(batch.index, empty, batch.weights, batch.docvalue_fields), run))
     if not retry:

@@ -82,7 +82,7 @@ class Understanding:
     text: str
     attributes: Mapping[str, Attribute] = field(default_factory=dict)
     #: Misspelt words the parse read as known ones (folded word -> the known word), e.g. "shrits" ->
-    #: "shirt": only corrections that named an attribute, so a word the lexicon does not cover is kept.
+    #: "shirt": only corrections that named the type, so a word the lexicon does not cover is kept.
     corrections: Mapping[str, str] = field(default_factory=dict)
 
     def corrected_text(self) -> str | None:

@@ -102,6 +102,11 @@ def test_a_vector_leg_the_prefilter_emptied_runs_again_unfiltered_and_is_named()
     sent.clear()
     recover_empty_legs([batch], [LegRun(legs={"text_image": []})], [{}], run_batches)  # not pre-filtered
     assert sent == []
+    # Sent without the filter already (FilterCombinations said it cannot match): empty is its answer.
+    unmatchable = LegRun(legs={"bm25": [("a", 1.0)], "text_image": []}, prefiltered=["gender"],
+                         filter_dropped=["text_image"])
+    recover_empty_legs([batch], [unmatchable], [{"text_image": {"unfiltered": 1}}], run_batches)
+    assert sent == [] and unmatchable.legs["text_image"] == []
 
 
 def test_no_leg_answering_raises_with_the_gateway_s_status_for_it() -> None:
